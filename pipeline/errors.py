@@ -1,0 +1,75 @@
+"""One exception tree for the whole pipeline.
+
+Class names are the Lambda ``errorType`` that the state machines' Retry and Catch blocks match, so renaming a
+class is a contract change (tests/test_contract.py checks the ASL against this module).
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base of every error the pipeline raises on purpose. Messages never carry user data."""
+
+
+class InvalidRequest(PipelineError):
+    """The caller asked for something malformed or impossible."""
+
+
+class PoolNotFound(InvalidRequest):
+    """A user pool id does not exist in this account and Region."""
+
+
+class BucketNotFound(InvalidRequest):
+    """The backup bucket does not exist or is not reachable."""
+
+
+class BackupNotFound(InvalidRequest):
+    """No backup (manifest) at the given location."""
+
+
+class KeyAccessDenied(PipelineError):
+    """KMS refused to use the backup key (missing, disabled, or no permission)."""
+
+
+class AccessDenied(PipelineError):
+    """An AWS service refused the call for lack of permission."""
+
+
+class CredentialsMissing(PipelineError):
+    """No AWS credentials were found in the standard chain."""
+
+
+class RegionMissing(PipelineError):
+    """No AWS Region is configured."""
+
+
+class Throttled(PipelineError):
+    """Cognito kept throttling after the client-side retries; the state machine retries with backoff."""
+
+
+class PaginationTokenExpired(PipelineError):
+    """A ListUsers pagination token expired (they live about an hour); the shard restarts from scratch."""
+
+
+class BackupExists(PipelineError):
+    """A completed backup is never overwritten."""
+
+
+class IntegrityError(PipelineError):
+    """A backup does not match its manifest: hash, count, or a missing part."""
+
+
+class TamperedError(IntegrityError):
+    """Authentication failed: a part or the manifest was changed, swapped or moved."""
+
+
+class ManifestInvalid(IntegrityError):
+    """The manifest does not satisfy its JSON Schema."""
+
+
+class IncompleteBackup(PipelineError):
+    """A planned shard or part did not report completion."""
+
+
+class EngineError(PipelineError):
+    """The local engine could not run or follow an execution."""
