@@ -1,0 +1,31 @@
+"""What a task needs from the Lambda runtime: its remaining time and a logger that never sees event data."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Protocol
+
+# Leave room to write the part and return before Lambda kills the invocation.
+RESERVE_S = 30.0
+# Short invocations keep a crash cheap to redo; a part is at most this many seconds of paging.
+MAX_SLICE_S = 300.0
+
+
+class LambdaContext(Protocol):
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+def time_budget(context: LambdaContext | None, *, reserve_s: float = RESERVE_S, cap_s: float = MAX_SLICE_S) -> float:
+    """Seconds a task may spend paging before it must write what it has and return a token."""
+    if context is None:
+        return cap_s
+    remaining = context.get_remaining_time_in_millis() / 1000.0 - reserve_s
+    return max(1.0, min(cap_s, remaining))
+
+
+def logger(name: str) -> logging.Logger:
+    """Lambda's JSON log format structures these records; callers log ids and counts only."""
+    log = logging.getLogger(name)
+    log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+    return log
