@@ -1,0 +1,125 @@
+"""Progress of a backup read from its execution history: the same events the Step Functions console shows.
+
+The tracker only reads ids and counts from state outputs; it works for the local engine and for AWS alike.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+_ENTERED = "StateEntered"
+_EXITED = "StateExited"
+
+
+def _output(event: dict[str, Any]) -> Any:
+    details = event.get("stateExitedEventDetails") or {}
+    raw = details.get("output")
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+@dataclass
+class BackupProgress:
+    """Counts that grow as the history grows; ``update`` is fed every new event once."""
+
+    active: Counter[str] = field(default_factory=Counter)
+    shards_total: dict[str, int] = field(default_factory=dict)
+    users: dict[tuple[str, str], int] = field(default_factory=dict)
+    shards_done: set[tuple[str, str]] = field(default_factory=set)
+    memberships: dict[str, int] = field(default_factory=dict)
+    pools_verified: set[str] = field(default_factory=set)
+    events: int = 0
+
+    def update(self, event: dict[str, Any]) -> None:
+        self.events += 1
+        kind = str(event.get("type", ""))
+        if kind.endswith(_ENTERED):
+            name = (event.get("stateEnteredEventDetails") or {}).get("name", "")
+            self.active[name] += 1
+            return
+        if not kind.endswith(_EXITED):
+            return
+        name = (event.get("stateExitedEventDetails") or {}).get("name", "")
+        if self.active[name] > 0:
+            self.active[name] -= 1
+        out = _output(event)
+        if not isinstance(out, dict) or "job" not in out:
+            return
+        pool = str(out["job"].get("poolId", ""))
+        if name == "PlanShards":
+            self.shards_total[pool] = len(out.get("plan", {}).get("shards", []))
+        elif name == "ExportUsers":
+            shard, cursor = str(out.get("shard", "")), out.get("cursor") or {}
+            self.users[(pool, shard)] = int(cursor.get("users", 0))
+            if cursor.get("done"):
+                self.shards_done.add((pool, shard))
+        elif name == "ExportGroupMemberships":
+            self.memberships[pool] = int((out.get("memberships") or {}).get("memberships", 0))
+        elif name == "VerifyBackup":
+            self.pools_verified.add(pool)
+
+    @property
+    def users_exported(self) -> int:
+        return sum(self.users.values())
+
+    def line(self, elapsed_s: float) -> str:
+        running = ", ".join(f"{n}×{c}" if c > 1 else n for n, c in sorted(self.active.items()) if c > 0) or "-"
+        total = sum(self.shards_total.values())
+        return (
+            f"[{elapsed_s:6.1f}s] running: {running} | shards {len(self.shards_done)}/{total or '?'}"
+            f" | users {self.users_exported:,} | memberships {sum(self.memberships.values()):,}"
+            f" | pools verified {len(self.pools_verified)}"
+        )
+
+
+class ProgressPrinter:
+    """Renders a tracker on stderr: one rewritten line on a terminal, a line every few seconds otherwise."""
+
+    def __init__(
+        self,
+        tracker: BackupProgress,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        quiet: bool = False,
+    ) -> None:
+        self.tracker = tracker
+        self.stream = stream or sys.stderr
+        self.clock = clock
+        self.quiet = quiet
+        self.start = clock()
+        self._last = 0.0
+        self._tty = self.stream.isatty()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        self.tracker.update(event)
+        now = self.clock()
+        if self.quiet or now - self._last < (0.25 if self._tty else 3.0):
+            return
+        self._last = now
+        self._emit()
+
+    def _emit(self) -> None:
+        text = self.tracker.line(self.clock() - self.start)
+        if self._tty:
+            self.stream.write("\r\x1b[2K" + text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.quiet:
+            return
+        self._emit()
+        if self._tty:
+            self.stream.write("\n")
+        self.stream.flush()

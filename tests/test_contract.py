@@ -1,0 +1,114 @@
+"""Contract between the ASL files, the task modules, the error tree and the deployment settings."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline import errors, task_names
+
+ROOT = Path(__file__).resolve().parents[1]
+ASL_FILES = sorted((ROOT / "statemachines").glob("*.asl.json"))
+# Placeholders that are settings, not functions: the CDK app and the local engine both fill these.
+SETTINGS = {"BackupBucket", "KmsKeyArn", "BackupPrefix"}
+SERVICE_ERRORS = re.compile(r"^(States\.[A-Za-z]+|Lambda\.[A-Za-z]+)$")
+FORBIDDEN_IN_NAMES = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/]")
+
+
+def walk_states(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, state in states.items():
+        yield name, state
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            yield from walk_states(processor["States"])
+        for branch in state.get("Branches", []):
+            yield from walk_states(branch["States"])
+
+
+@pytest.fixture(params=ASL_FILES, ids=lambda p: p.name)
+def asl(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    text = request.param.read_text()
+    return text, json.loads(text)
+
+
+def test_there_is_a_backup_state_machine() -> None:
+    assert "backup.asl.json" in [p.name for p in ASL_FILES]
+
+
+def test_every_placeholder_is_a_task_module_or_a_setting(asl: tuple[str, dict[str, Any]]) -> None:
+    text, _ = asl
+    for placeholder in task_names.placeholders(text):
+        if placeholder in SETTINGS:
+            continue
+        module = importlib.import_module("tasks." + task_names.module_name(task_names.task_name(placeholder)))
+        handler = module.handler
+        assert list(inspect.signature(handler).parameters) == ["event", "context"], placeholder
+
+
+def test_every_task_module_is_used_by_some_state_machine() -> None:
+    used = {
+        task_names.module_name(task_names.task_name(p))
+        for path in ASL_FILES
+        for p in task_names.function_placeholders(path.read_text())
+    }
+    on_disk = {p.stem for p in (ROOT / "tasks").glob("*.py") if p.stem != "__init__"}
+    assert on_disk == used
+
+
+def test_every_task_has_retry_and_catch(asl: tuple[str, dict[str, Any]]) -> None:
+    _, doc = asl
+    tasks = [(n, s) for n, s in walk_states(doc["States"]) if s["Type"] == "Task"]
+    assert tasks
+    for name, state in tasks:
+        assert state.get("Retry"), f"{name} has no Retry"
+        assert state.get("Catch"), f"{name} has no Catch"
+        retried = {e for r in state["Retry"] for e in r["ErrorEquals"]}
+        assert "Lambda.ServiceException" in retried, name
+        throttle_rules = [r for r in state["Retry"] if "Throttled" in r["ErrorEquals"]]
+        if throttle_rules:
+            assert throttle_rules[0].get("JitterStrategy") == "FULL", name
+            assert throttle_rules[0].get("BackoffRate", 1) > 1, name
+
+
+def test_retry_and_catch_name_real_errors(asl: tuple[str, dict[str, Any]]) -> None:
+    _, doc = asl
+    for name, state in walk_states(doc["States"]):
+        for rule in state.get("Retry", []) + state.get("Catch", []):
+            for error in rule["ErrorEquals"]:
+                if SERVICE_ERRORS.match(error):
+                    continue
+                cls = getattr(errors, error, None)
+                assert isinstance(cls, type) and issubclass(cls, errors.PipelineError), f"{name}: {error}"
+
+
+def test_state_names_are_valid_and_transitions_resolve(asl: tuple[str, dict[str, Any]]) -> None:
+    _, doc = asl
+
+    def check(states: dict[str, Any], start: str) -> None:
+        assert start in states
+        for name, state in states.items():
+            assert len(name) <= 80 and not FORBIDDEN_IN_NAMES.search(name), name
+            targets = [state.get("Next"), state.get("Default")]
+            targets += [c["Next"] for c in state.get("Choices", [])]
+            targets += [c["Next"] for c in state.get("Catch", [])]
+            for target in filter(None, targets):
+                assert target in states, f"{name} -> {target}"
+            processor = state.get("ItemProcessor")
+            if processor:
+                check(processor["States"], processor["StartAt"])
+
+    check(doc["States"], doc["StartAt"])
+
+
+def test_fail_states_report_the_caught_error(asl: tuple[str, dict[str, Any]]) -> None:
+    _, doc = asl
+    for name, state in walk_states(doc["States"]):
+        if state["Type"] == "Fail":
+            assert state.get("ErrorPath") or state.get("Error"), name
