@@ -1,0 +1,347 @@
+"""Run the project's state machines on moto's in-process Step Functions interpreter.
+
+Lambda Task states reach the pipeline's Python handlers through :class:`LambdaEndpoint`
+(``AWS_ENDPOINT_URL_LAMBDA``). Two modes:
+
+* ``embedded=True``: every AWS service (Cognito, S3, KMS, STS, Step Functions) is moto in-process. Fake
+  credentials and a Region are provided for the run; ``AWS_ENDPOINT_URL*`` overrides are lifted so nothing
+  leaves the process.
+* ``embedded=False``: only Step Functions is in-process. moto passes every other request through, so the tasks
+  reach whatever boto3's standard configuration names (``AWS_ENDPOINT_URL``, e.g. a separately started moto
+  server, or real AWS with the caller's credentials). The engine's own Step Functions client always targets
+  the in-process mock through an explicit ``https://states.<region>.amazonaws.com`` endpoint, which moto
+  intercepts whatever ``AWS_ENDPOINT_URL`` says.
+
+Known interpreter gaps are listed in DESIGN.md section 7. Retry and Wait intervals sleep in real time: keep
+them small in local runs. Engines must not be nested (moto's mock is process-wide).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.exceptions
+
+from pipeline import task_names
+from pipeline.aws import default_clients
+from pipeline.errors import EngineError, RegionMissing
+from pipeline.local_engine.lambda_endpoint import DEFAULT_TIMEOUT_S, Handler, LambdaEndpoint, task_registry
+from pipeline.local_engine.quiet import interpreter_logs_demoted
+
+if TYPE_CHECKING:
+    from moto.core.config import DefaultConfig
+    from mypy_boto3_stepfunctions import SFNClient
+
+LOG = logging.getLogger(__name__)
+STATE_MACHINE_PREFIX = "cognito-backuper-"
+LOCAL_REGION = "us-east-1"
+_RUNNING = "RUNNING"
+# How long exit waits for running handlers: the mock must outlive them, or their SDK calls would leave it.
+_DRAIN_S = 30.0
+_ENDPOINT_VARS = re.compile(r"^AWS_ENDPOINT_URL(_[A-Z0-9_]+)?$")
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    status: str
+    output: Any
+    error: str | None
+    cause: str | None
+    events: int
+
+
+@contextmanager
+def _patched_env(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (or, for None, remove) variables and put every one back exactly as it was."""
+    saved = {key: os.environ.get(key) for key in values}
+    try:
+        for key, value in values.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+class LocalEngine:
+    def __init__(
+        self,
+        *,
+        embedded: bool = True,
+        region: str | None = None,
+        function_timeout_s: float = DEFAULT_TIMEOUT_S,
+        registry: Mapping[str, Handler] | None = None,
+    ) -> None:
+        self.embedded = embedded
+        self._requested_region = region
+        self._function_timeout_s = function_timeout_s
+        # Without an explicit registry, handlers are imported per deployed ASL (tasks.<module>.handler).
+        self._auto_registry = registry is None
+        self._initial_registry = dict(registry or {})
+        self._stack: ExitStack | None = None
+        self._sfn: SFNClient | None = None
+        self._endpoint: LambdaEndpoint | None = None
+        self._started: list[str] = []
+        self.region = ""
+        self.account = ""
+
+    # -- lifecycle
+    def __enter__(self) -> LocalEngine:
+        try:
+            from moto import mock_aws
+            from moto.core.models import DEFAULT_ACCOUNT_ID
+        except ImportError as exc:
+            raise EngineError("the local engine needs moto: pip install 'cognito-backuper[local]'") from exc
+        self.region = self._resolve_region()
+        self.account = DEFAULT_ACCOUNT_ID
+        with ExitStack() as stack:
+            stack.enter_context(interpreter_logs_demoted())
+            stack.enter_context(_patched_env(self._env_for_run()))
+            endpoint = LambdaEndpoint(
+                self._initial_registry,
+                region=self.region,
+                account=self.account,
+                function_timeout_s=self._function_timeout_s,
+            )
+            stack.enter_context(endpoint)
+            stack.enter_context(_patched_env({"AWS_ENDPOINT_URL_LAMBDA": endpoint.url}))
+            stack.callback(self._drain, endpoint)
+            stack.enter_context(mock_aws(config=self._mock_config(endpoint.url)))
+            # Task clients are cached per process: create them inside this mock, never reuse them after it.
+            default_clients.cache_clear()
+            stack.callback(default_clients.cache_clear)
+            self._sfn = self._make_sfn_client()
+            stack.callback(self._stop_running)
+            self._endpoint = endpoint
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        stack, self._stack = self._stack, None
+        try:
+            if stack is not None:
+                stack.close()
+        finally:
+            self._sfn = None
+            self._endpoint = None
+            self._started.clear()
+
+    def _resolve_region(self) -> str:
+        if self._requested_region:
+            return self._requested_region
+        chain_region = boto3.session.Session().region_name
+        if chain_region:
+            return chain_region
+        if self.embedded:
+            return LOCAL_REGION
+        raise RegionMissing(
+            "no AWS Region configured: set AWS_REGION or AWS_DEFAULT_REGION, or pass a region"
+        )
+
+    def _env_for_run(self) -> dict[str, str | None]:
+        env: dict[str, str | None] = {}
+        if self.embedded:
+            # Nothing may leave the process: lift endpoint overrides (Lambda's is set to the local endpoint).
+            env.update({key: None for key in os.environ if _ENDPOINT_VARS.match(key)})
+            env["AWS_DEFAULT_REGION"] = self.region
+            if "AWS_REGION" in os.environ:
+                env["AWS_REGION"] = self.region
+        elif self._requested_region:
+            env["AWS_DEFAULT_REGION"] = self.region
+        return env
+
+    def _mock_config(self, endpoint_url: str) -> DefaultConfig:
+        urls = [re.escape(endpoint_url) + r"(/.*)?$"]
+        if not self.embedded:
+            # Everything but the Step Functions API goes out to the standard boto3 configuration.
+            urls.append(r"(?!https?://states\.[^/]*\.amazonaws\.com(/|$))")
+        return {
+            "stepfunctions": {"execute_state_machine": True},
+            "core": {
+                "passthrough": {"urls": urls, "services": []},
+                # External mode keeps the caller's credentials; embedded mode gets moto's fake ones.
+                "mock_credentials": self.embedded,
+            },
+        }
+
+    def _make_sfn_client(self) -> SFNClient:
+        # Explicit endpoint and credentials: this client only ever talks to the in-process mock.
+        session = boto3.session.Session(
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - a placeholder the in-process mock accepts
+            region_name=self.region,
+        )
+        return session.client("stepfunctions", endpoint_url=f"https://states.{self.region}.amazonaws.com")
+
+    def _stop_running(self) -> None:
+        """Abandoned executions would keep invoking handlers after the mock is gone."""
+        sfn = self._sfn
+        if sfn is None:
+            return
+        for arn in self._started:
+            try:
+                if sfn.describe_execution(executionArn=arn)["status"] == _RUNNING:
+                    sfn.stop_execution(
+                        executionArn=arn, error="LocalEngineClosed", cause="the local engine exited"
+                    )
+            except botocore.exceptions.ClientError:
+                LOG.debug("could not stop execution %s", arn)
+
+    @staticmethod
+    def _drain(endpoint: LambdaEndpoint) -> None:
+        if not endpoint.drain(_DRAIN_S):
+            LOG.warning(
+                "local handlers still running after %.0f s; their AWS calls may leave the mock", _DRAIN_S
+            )
+
+    # -- clients
+    @property
+    def stepfunctions(self) -> SFNClient:
+        if self._sfn is None:
+            raise EngineError("the local engine is not running: use it as a context manager")
+        return self._sfn
+
+    @property
+    def endpoint(self) -> LambdaEndpoint:
+        if self._endpoint is None:
+            raise EngineError("the local engine is not running: use it as a context manager")
+        return self._endpoint
+
+    # -- deployment
+    def state_machine_name(self, name: str) -> str:
+        return STATE_MACHINE_PREFIX + name
+
+    def definition(self, name: str, substitutions: Mapping[str, str], *, asl_text: str | None = None) -> str:
+        """The ASL of ``statemachines/<name>.asl.json`` (or ``asl_text``) with every placeholder filled."""
+        text = asl_text if asl_text is not None else _read_asl(name)
+        values = dict(substitutions)
+        endpoint = self.endpoint
+        for placeholder in task_names.function_placeholders(text):
+            values[placeholder] = endpoint.function_arn(
+                task_names.function_name(task_names.task_name(placeholder))
+            )
+        try:
+            filled = task_names.substitute(text, values)
+            json.loads(filled)
+        except KeyError as exc:
+            raise EngineError(f"cannot deploy {name}: {exc.args[0]}") from exc
+        except ValueError as exc:
+            raise EngineError(f"cannot deploy {name}: the definition is not valid JSON") from exc
+        return filled
+
+    def deploy(self, name: str, substitutions: Mapping[str, str], *, asl_text: str | None = None) -> str:
+        """Create or update ``cognito-backuper-<name>``; returns its ARN."""
+        text = asl_text if asl_text is not None else _read_asl(name)
+        self._register_handlers(name, text)
+        definition = self.definition(name, substitutions, asl_text=text)
+        sfn = self.stepfunctions
+        sm_name = self.state_machine_name(name)
+        role = f"arn:aws:iam::{self.account}:role/cognito-backuper-local"
+        try:
+            return sfn.create_state_machine(name=sm_name, definition=definition, roleArn=role)[
+                "stateMachineArn"
+            ]
+        except sfn.exceptions.StateMachineAlreadyExists:
+            arn = self._state_machine_arn(sm_name)
+            sfn.update_state_machine(stateMachineArn=arn, definition=definition, roleArn=role)
+            return arn
+
+    def _register_handlers(self, name: str, text: str) -> None:
+        endpoint = self.endpoint
+        if self._auto_registry:
+            for function_name, handler in task_registry([text]).items():
+                endpoint.register(function_name, handler)
+            return
+        missing = sorted(
+            function_name
+            for p in task_names.function_placeholders(text)
+            if endpoint.handler_for(function_name := task_names.function_name(task_names.task_name(p)))
+            is None
+        )
+        if missing:
+            raise EngineError(f"cannot deploy {name}: no handler registered for {', '.join(missing)}")
+
+    def _state_machine_arn(self, sm_name: str) -> str:
+        for page in self.stepfunctions.get_paginator("list_state_machines").paginate():
+            for machine in page["stateMachines"]:
+                if machine["name"] == sm_name:
+                    return machine["stateMachineArn"]
+        raise EngineError(f"state machine {sm_name} exists but is not listed")
+
+    # -- executions
+    def start(self, state_machine_arn: str, payload: Mapping[str, Any], name: str | None = None) -> str:
+        kwargs: dict[str, str] = {"stateMachineArn": state_machine_arn, "input": json.dumps(payload)}
+        if name is not None:
+            kwargs["name"] = name
+        arn = self.stepfunctions.start_execution(**kwargs)["executionArn"]
+        self._started.append(arn)
+        return arn
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        paginator = self.stepfunctions.get_paginator("get_execution_history")
+        for page in paginator.paginate(executionArn=execution_arn):
+            events.extend(dict(event) for event in page["events"])
+        return events
+
+    def follow(
+        self,
+        execution_arn: str,
+        *,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        timeout_s: float,
+        poll_s: float = 0.2,
+    ) -> ExecutionResult:
+        """Wait for the execution to end, passing each history event once, in order, to ``on_event``."""
+        deadline = time.monotonic() + timeout_s
+        last_id = 0
+        seen = 0
+        while True:
+            # Status first: if it is terminal, the history read after it already holds every event.
+            described = self.stepfunctions.describe_execution(executionArn=execution_arn)
+            for event in self.history(execution_arn):
+                if event["id"] > last_id:
+                    last_id = event["id"]
+                    seen += 1
+                    if on_event is not None:
+                        on_event(event)
+            status = described["status"]
+            if status != _RUNNING:
+                raw = described.get("output")
+                return ExecutionResult(
+                    status=status,
+                    output=json.loads(raw) if raw else None,
+                    error=described.get("error"),
+                    cause=described.get("cause"),
+                    events=seen,
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise EngineError(f"execution still running after {timeout_s:g}s: {execution_arn}")
+            time.sleep(min(poll_s, remaining))
+
+
+def _read_asl(name: str) -> str:
+    source = resources.files("statemachines").joinpath(f"{name}.asl.json")
+    if not source.is_file():
+        raise EngineError(f"no state machine definition statemachines/{name}.asl.json")
+    return source.read_text(encoding="utf-8")
