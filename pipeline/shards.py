@@ -1,0 +1,41 @@
+"""Splitting a pool's users into shards that page independently.
+
+Cognito's ``sub`` is a lowercase UUID and ListUsers accepts ``Filter: sub ^= "<prefix>"``, so the 16
+one-digit or 256 two-digit hex prefixes partition every user exactly once. Shards let large pools export in
+parallel and keep each pagination token's life short.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pipeline.errors import InvalidRequest
+
+# Below this many users one unfiltered listing is cheapest.
+SINGLE_SHARD_BELOW = 2_000
+# Below this many users 16 shards suffice; beyond it 256 keep each shard's listing short.
+SIXTEEN_SHARDS_BELOW = 500_000
+
+HEX_DIGITS = "0123456789abcdef"
+_PREFIX = re.compile(r"^[0-9a-f]{0,2}$")
+
+
+def plan_shards(estimated_users: int) -> list[str]:
+    """Shard prefixes for a pool of about ``estimated_users`` users ("" means one shard, no filter)."""
+    if estimated_users < SINGLE_SHARD_BELOW:
+        return [""]
+    if estimated_users < SIXTEEN_SHARDS_BELOW:
+        return list(HEX_DIGITS)
+    return [a + b for a in HEX_DIGITS for b in HEX_DIGITS]
+
+
+def check_prefix(prefix: str) -> str:
+    if not _PREFIX.match(prefix):
+        raise InvalidRequest(f"not a shard prefix: {prefix!r} (expected 0-2 lowercase hex digits)")
+    return prefix
+
+
+def sub_filter(prefix: str) -> str | None:
+    """The ListUsers filter selecting one shard, or None for the single unfiltered shard."""
+    check_prefix(prefix)
+    return f'sub ^= "{prefix}"' if prefix else None

@@ -1,0 +1,56 @@
+"""Shard planning: the hex prefixes partition every possible ``sub``."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from pipeline.errors import InvalidRequest
+from pipeline.shards import SINGLE_SHARD_BELOW, SIXTEEN_SHARDS_BELOW, plan_shards, sub_filter
+
+
+@pytest.mark.parametrize(
+    ("users", "count"),
+    [
+        (0, 1),
+        (SINGLE_SHARD_BELOW - 1, 1),
+        (SINGLE_SHARD_BELOW, 16),
+        (5_000, 16),
+        (SIXTEEN_SHARDS_BELOW - 1, 16),
+        (SIXTEEN_SHARDS_BELOW, 256),
+        (40_000_000, 256),
+    ],
+)
+def test_shard_count_grows_with_the_pool(users: int, count: int) -> None:
+    shards = plan_shards(users)
+    assert len(shards) == count
+    assert len(set(shards)) == count
+
+
+def test_single_shard_has_no_filter() -> None:
+    assert plan_shards(10) == [""]
+    assert sub_filter("") is None
+
+
+@pytest.mark.parametrize("users", [5_000, 1_000_000])
+def test_every_sub_matches_exactly_one_shard(users: int) -> None:
+    shards = plan_shards(users)
+    for _ in range(5_000):
+        sub = str(uuid.uuid4())
+        assert sum(sub.startswith(p) for p in shards) == 1
+    # Including the extremes of the key space.
+    for sub in ("00000000-0000-4000-8000-000000000000", "ffffffff-ffff-4fff-bfff-ffffffffffff"):
+        assert sum(sub.startswith(p) for p in shards) == 1
+
+
+def test_filter_strings() -> None:
+    assert sub_filter("0") == 'sub ^= "0"'
+    assert sub_filter("0a") == 'sub ^= "0a"'
+    assert sub_filter("ff") == 'sub ^= "ff"'
+
+
+@pytest.mark.parametrize("bad", ["A", "0A", "g", "abc", '0"', " 0", "-"])
+def test_invalid_prefixes_are_rejected(bad: str) -> None:
+    with pytest.raises(InvalidRequest):
+        sub_filter(bad)
