@@ -1,0 +1,63 @@
+"""The backup state machine on the embedded local engine, end to end."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import boto3
+import pytest
+
+from pipeline import demo, seed
+from pipeline.aws import make_clients
+from pipeline.backup_reader import BackupReader
+from pipeline.cli import main
+from pipeline.layout import parse_backup_uri
+from pipeline.local_engine import LocalEngine
+from pipeline.runs import run_backup
+
+pytestmark = pytest.mark.e2e
+
+
+def test_demo_accounts_for_every_user_group_and_membership(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["backup"]["verified"] is True
+    assert out["accounting"]["complete"] is True
+    assert out["accounting"]["users_backed_up"] == out["seeded"]["users"] == 1000
+    assert out["accounting"]["memberships_backed_up"] == out["seeded"]["memberships"] > 0
+    assert out["seeded"]["disabled"] > 0 and out["seeded"]["unconfirmed"] > 0
+    assert out["cognitoCalls"] > 0
+
+
+def test_large_pool_over_16_shards_has_every_user_and_membership_once_and_no_plaintext() -> None:
+    with LocalEngine(embedded=True) as engine:
+        clients = make_clients()
+        account = demo.prepare_account(clients)
+        pool = seed.seed_pool(boto3.client("cognito-idp"), users=5000, seed=11)
+        outcome = run_backup(
+            engine, storage=account.storage, pool_ids=[pool.pool_id], all_pools=False, timeout_s=900
+        )
+        assert outcome.succeeded, outcome.message
+        (result,) = outcome.backups
+        loc = parse_backup_uri(result["uri"])
+        reader = BackupReader.open(clients, loc)
+        assert len(reader.doc["shards"]) == 16
+
+        users = Counter(u["username"] for u in reader.users())
+        assert len(users) == pool.users and set(users.values()) == {1}
+        members = Counter((m["group"], m["username"]) for m in reader.memberships())
+        assert sum(members.values()) == pool.memberships and set(members.values()) == {1}
+        assert dict(Counter(g for g, _ in members)) == pool.groups
+
+        # No e-mail or phone number in any S3 object or anywhere in the execution history.
+        secrets = [s.encode() for s in pool.emails + pool.phones]
+        keys = [o["Key"] for p in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket)
+                for o in p.get("Contents", [])]
+        assert len(keys) > 16
+        for key in keys:
+            body = clients.s3.get_object(Bucket=loc.bucket, Key=key)["Body"].read()
+            assert not any(s in body for s in secrets), key
+        history = json.dumps(engine.history(outcome.execution_arn)).encode()
+        assert b"ExportUsers" in history
+        assert not any(s in history for s in secrets)

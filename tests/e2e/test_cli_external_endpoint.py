@@ -1,0 +1,108 @@
+"""The CLI against a separately started moto server given by AWS_ENDPOINT_URL, as an operator would run it."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from pipeline import demo, seed
+from pipeline.aws import make_clients
+from pipeline.cli import main
+from pipeline.layout import parse_backup_uri
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def account(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    # The server lives for the module: reset it through moto's own API so each test starts from an empty account.
+    reset = urllib.request.Request(moto_server + "/moto-api/reset", method="POST")
+    urllib.request.urlopen(reset, timeout=10)  # noqa: S310 - loopback only
+    clients = make_clients()
+    acct = demo.prepare_account(clients)
+    pool = seed.seed_pool(boto3.client("cognito-idp"), users=150, seed=5)
+    yield {"clients": clients, "storage": acct.storage, "pool": pool}
+
+
+def _backup(account: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> str:
+    storage = account["storage"]
+    code = main([
+        "backup", "--pool-id", account["pool"].pool_id, "--bucket", storage["bucket"],
+        "--kms-key", storage["kmsKeyArn"], "--prefix", "nightly", "--json", "--quiet",
+    ])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    out = json.loads(captured.out)
+    (backup,) = out["backups"]
+    assert backup["users"] == account["pool"].users and backup["verified"] is True
+    return str(backup["uri"])
+
+
+def test_backup_verify_and_list_against_the_server(account: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    uri = _backup(account, capsys)
+    assert uri.startswith(f"s3://{account['storage']['bucket']}/nightly/{account['pool'].pool_id}/")
+    # The objects are in the separately started server, not in some in-process mock.
+    loc = parse_backup_uri(uri)
+    assert account["clients"].s3.head_object(Bucket=loc.bucket, Key=loc.manifest_key)
+    assert main(["verify", uri, "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["users"] == account["pool"].users
+    assert main(["list", "--bucket", loc.bucket, "--prefix", "nightly", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["backups"]
+    assert [b["uri"] for b in listed] == [uri]
+
+
+def test_verify_rejects_one_changed_byte(account: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    uri = _backup(account, capsys)
+    loc = parse_backup_uri(uri)
+    s3 = account["clients"].s3
+    key = next(o["Key"] for o in s3.list_objects_v2(Bucket=loc.bucket, Prefix=loc.root + "users/")["Contents"])
+    body = bytearray(s3.get_object(Bucket=loc.bucket, Key=key)["Body"].read())
+    body[len(body) // 2] ^= 0x01
+    s3.put_object(Bucket=loc.bucket, Key=key, Body=bytes(body), ServerSideEncryption="aws:kms")
+    assert main(["verify", uri, "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["--pool-id", "us-east-1_Nope12345"], 2, "pool"),
+        (["--pool-id", "bad id"], 2, "pool id"),
+        (["--bucket-override", "missing-bucket"], 2, "bucket"),
+        (["--kms-key-override", "alias/missing"], 3, "key"),
+    ],
+)
+def test_backup_bad_input_is_one_line(
+    account: dict[str, Any], capsys: pytest.CaptureFixture[str], args: list[str], code: int, needle: str
+) -> None:
+    storage = account["storage"]
+    bucket, key, pool = storage["bucket"], storage["kmsKeyArn"], [account["pool"].pool_id]
+    if args[0] == "--bucket-override":
+        bucket, args = args[1], []
+    elif args[0] == "--kms-key-override":
+        key, args = args[1], []
+    argv = ["backup", "--bucket", bucket, "--kms-key", key, "--quiet"] + (args or ["--pool-id", *pool])
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert needle in err.lower().splitlines()[0]
+
+
+def test_no_region_and_no_credentials_are_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION")
+    assert main(["list", "--bucket", "b"]) == 3
+    assert "Region" in capsys.readouterr().err
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert main(["list", "--bucket", "b"]) == 3
+    assert "credentials" in capsys.readouterr().err
