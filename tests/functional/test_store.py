@@ -150,3 +150,14 @@ def test_key_outside_backup_is_refused(env: Env) -> None:
 
     with pytest.raises(InvalidRequest):
         put_sealed(clients, loc, key_arn, "elsewhere/part.bin", [])
+
+
+def test_part_sealed_under_another_key_is_refused_when_pinned(env: Env) -> None:
+    clients, loc, key_arn = env.clients, env.loc, env.key_arn
+    other_key = clients.kms.create_key()["KeyMetadata"]["Arn"]
+    key = loc.user_part_key("0a", 0)
+    put_sealed(clients, loc, other_key, key, users(2))
+    assert get_sealed(clients, loc, key) == users(2)  # unpinned, KMS picks the key from the blob
+    # Real KMS: IncorrectKeyException (TamperedError); moto: AccessDeniedException (KeyAccessDenied).
+    with pytest.raises((TamperedError, KeyAccessDenied)):
+        get_sealed(clients, loc, key, kms_key_arn=key_arn)
