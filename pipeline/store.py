@@ -18,7 +18,7 @@ import botocore.exceptions
 
 from pipeline.aws import Clients, error_code, sdk_errors
 from pipeline.envelope import encryption_context, open_sealed, seal
-from pipeline.errors import BucketNotFound, IntegrityError, KeyAccessDenied
+from pipeline.errors import AccessDenied, BucketNotFound, IntegrityError, KeyAccessDenied
 from pipeline.layout import BackupLocation
 from pipeline.records import decode_records, encode_records
 
@@ -135,6 +135,8 @@ def s3_errors(loc: BackupLocation, missing: str | None = None) -> Iterator[None]
                 raise BucketNotFound(f"bucket {loc.bucket} does not exist") from exc
             if missing is not None and code in _MISSING_KEY_CODES:
                 raise IntegrityError(missing) from exc
+            if code in {"403", "Forbidden"}:  # HEAD responses (and moto) carry no error body, only the status
+                raise AccessDenied(f"access denied to {exc.operation_name} on bucket {loc.bucket}") from exc
             if code.startswith("KMS.") or code == "KMSKeyNotAccessibleFault":
                 raise KeyAccessDenied(f"S3 could not use the KMS key for {loc.uri} ({code})") from exc
             raise

@@ -1,12 +1,13 @@
 import base64
 import hashlib
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from conftest_a import MARKER, Env, mocked_env, users
 
-from pipeline.errors import BucketNotFound, IntegrityError, KeyAccessDenied, TamperedError
+from pipeline.errors import AccessDenied, BucketNotFound, IntegrityError, KeyAccessDenied, TamperedError
 from pipeline.layout import BackupLocation
 from pipeline.store import get_sealed, head_stored, put_sealed
 
@@ -161,3 +162,16 @@ def test_part_sealed_under_another_key_is_refused_when_pinned(env: Env) -> None:
     # Real KMS: IncorrectKeyException (TamperedError); moto: AccessDeniedException (KeyAccessDenied).
     with pytest.raises((TamperedError, KeyAccessDenied)):
         get_sealed(clients, loc, key, kms_key_arn=key_arn)
+
+
+def test_bucket_policy_denial_is_access_denied(env: Env) -> None:
+    clients, loc, key_arn = env.clients, env.loc, env.key_arn
+    deny_all = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": f"arn:aws:s3:::{loc.bucket}/*"}
+        ],
+    }
+    clients.s3.put_bucket_policy(Bucket=loc.bucket, Policy=json.dumps(deny_all))
+    with pytest.raises(AccessDenied):
+        put_sealed(clients, loc, key_arn, loc.config_key, [{"groups": []}])
