@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ import boto3
 import botocore.exceptions
 
 from pipeline import task_names
-from pipeline.aws import default_clients
+from pipeline.aws import default_clients, json_safe
 from pipeline.errors import EngineError, RegionMissing
 from pipeline.local_engine.lambda_endpoint import DEFAULT_TIMEOUT_S, Handler, LambdaEndpoint, task_registry
 from pipeline.local_engine.quiet import interpreter_logs_demoted
@@ -256,14 +257,14 @@ class LocalEngine:
         sfn = self.stepfunctions
         sm_name = self.state_machine_name(name)
         role = f"arn:aws:iam::{self.account}:role/cognito-backuper-local"
-        try:
+        # Look up first: moto's CreateStateMachine returns an existing machine unchanged instead of failing.
+        arn = self._state_machine_arn(sm_name)
+        if arn is None:
             return sfn.create_state_machine(name=sm_name, definition=definition, roleArn=role)[
                 "stateMachineArn"
             ]
-        except sfn.exceptions.StateMachineAlreadyExists:
-            arn = self._state_machine_arn(sm_name)
-            sfn.update_state_machine(stateMachineArn=arn, definition=definition, roleArn=role)
-            return arn
+        sfn.update_state_machine(stateMachineArn=arn, definition=definition, roleArn=role)
+        return arn
 
     def _register_handlers(self, name: str, text: str) -> None:
         endpoint = self.endpoint
@@ -280,27 +281,29 @@ class LocalEngine:
         if missing:
             raise EngineError(f"cannot deploy {name}: no handler registered for {', '.join(missing)}")
 
-    def _state_machine_arn(self, sm_name: str) -> str:
+    def _state_machine_arn(self, sm_name: str) -> str | None:
         for page in self.stepfunctions.get_paginator("list_state_machines").paginate():
             for machine in page["stateMachines"]:
                 if machine["name"] == sm_name:
                     return machine["stateMachineArn"]
-        raise EngineError(f"state machine {sm_name} exists but is not listed")
+        return None
 
     # -- executions
     def start(self, state_machine_arn: str, payload: Mapping[str, Any], name: str | None = None) -> str:
-        kwargs: dict[str, str] = {"stateMachineArn": state_machine_arn, "input": json.dumps(payload)}
-        if name is not None:
-            kwargs["name"] = name
-        arn = self.stepfunctions.start_execution(**kwargs)["executionArn"]
+        # moto names an unnamed execution "None" (AWS generates a UUID): a second unnamed start would collide
+        # with the first, or silently return it when the input is the same.
+        arn = self.stepfunctions.start_execution(
+            stateMachineArn=state_machine_arn, input=json.dumps(payload), name=name or str(uuid.uuid4())
+        )["executionArn"]
         self._started.append(arn)
         return arn
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """Every event, oldest first, JSON-ready (timestamps as ISO 8601 text)."""
         events: list[dict[str, Any]] = []
         paginator = self.stepfunctions.get_paginator("get_execution_history")
         for page in paginator.paginate(executionArn=execution_arn):
-            events.extend(dict(event) for event in page["events"])
+            events.extend(json_safe(dict(event)) for event in page["events"])
         return events
 
     def follow(
