@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 from moto import mock_aws
 
 from pipeline.aws import SDK_CONFIG
@@ -191,7 +192,9 @@ def test_listing_survives_injected_throttling(cognito: Any) -> None:
             return None
         attempts["ListUsers"] += 1
         if attempts["ListUsers"] % 3 == 0:
-            headers = {"x-amzn-RequestId": "t", "Content-Type": "application/x-amz-json-1.1"}
+            headers = HTTPHeaders()
+            headers["x-amzn-RequestId"] = "t"
+            headers["Content-Type"] = "application/x-amz-json-1.1"
             return AWSResponse("https://cognito-idp.us-east-1.amazonaws.com/", 400, headers, _Raw())
         return None
 

@@ -11,6 +11,7 @@ import boto3
 import botocore.exceptions
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 from moto import mock_aws
 
 from pipeline.aws import SDK_CONFIG
@@ -220,7 +221,9 @@ def _throttle_response() -> AWSResponse:
         def stream(self, **_: Any) -> Iterator[bytes]:
             yield body
 
-    headers = {"x-amzn-RequestId": "throttled", "Content-Type": "application/x-amz-json-1.1"}
+    headers = HTTPHeaders()
+    headers["x-amzn-RequestId"] = "throttled"
+    headers["Content-Type"] = "application/x-amz-json-1.1"
     return AWSResponse("https://cognito-idp.us-east-1.amazonaws.com/", 400, headers, _Raw())
 
 
