@@ -1,0 +1,116 @@
+"""Lambda packaging without Docker: pip fetches arm64 wheels for the Lambda Python, then adds our packages.
+
+CDK calls ``try_bundle`` only when the stack is being bundled (``cdk deploy``/``cdk synth``). Tests and quick
+synths skip bundling with the context ``aws:cdk:bundling-stacks=[]`` (``cdk synth --no-staging`` does the same
+through the CLI): the asset is then the source tree, never built and never uploaded.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import DockerImage, ILocalBundling
+
+# What goes into the function package besides the third-party wheels.
+PACKAGES = ("pipeline", "tasks", "statemachines")
+_IGNORED = shutil.ignore_patterns(
+    "__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache", ".ruff_cache"
+)
+# Lambda's Python runtimes run on Amazon Linux 2023 (glibc 2.34): these manylinux tags all load there.
+PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
+
+# The asset's source is the project root; only these paths feed its hash, so editing tests or docs does not
+# redeploy the functions.
+ASSET_EXCLUDES = [
+    "*",
+    "!pyproject.toml",
+    *(f"!{p}" for p in PACKAGES),
+    *(f"!{p}/**" for p in PACKAGES),
+    "**/__pycache__",
+    "**/*.pyc",
+]
+
+
+def runtime_dependencies(project_root: Path) -> list[str]:
+    """The project's base dependencies (not the extras): exactly what the tasks import at run time."""
+    with (project_root / "pyproject.toml").open("rb") as handle:
+        deps = tomllib.load(handle)["project"]["dependencies"]
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        raise ValueError("pyproject.toml [project].dependencies must be a list of requirement strings")
+    return list(deps)
+
+
+def pip_command(target: Path, requirements: Sequence[str], python_version: str) -> list[str]:
+    """Binary wheels only, for arm64 Lambda: pip never builds or runs foreign code for the wrong platform."""
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-compile",
+        "--disable-pip-version-check",
+    ]
+    for platform in PLATFORMS:
+        command += ["--platform", platform]
+    command += [
+        "--only-binary=:all:",
+        "--python-version",
+        python_version,
+        "--implementation",
+        "cp",
+        "--target",
+        str(target),
+        *requirements,
+    ]
+    return command
+
+
+def copy_packages(project_root: Path, target: Path) -> None:
+    for package in PACKAGES:
+        shutil.copytree(project_root / package, target / package, ignore=_IGNORED, dirs_exist_ok=True)
+
+
+@jsii.implements(ILocalBundling)
+class PipLocalBundling:
+    """Builds the shared function package in ``output_dir`` on this machine."""
+
+    def __init__(self, project_root: Path, python_version: str) -> None:
+        self._root = project_root
+        self._python_version = python_version
+
+    # The keyword-only signature mirrors ILocalBundling.tryBundle: jsii passes the options struct as keywords.
+    def try_bundle(
+        self,
+        output_dir: str,
+        *,
+        image: DockerImage,
+        bundling_file_access: Any = None,
+        command: Any = None,
+        entrypoint: Any = None,
+        environment: Any = None,
+        local: Any = None,
+        network: Any = None,
+        output_type: Any = None,
+        platform: Any = None,
+        security_opt: Any = None,
+        user: Any = None,
+        volumes: Any = None,
+        volumes_from: Any = None,
+        working_directory: Any = None,
+    ) -> bool:
+        target = Path(output_dir)
+        requirements = runtime_dependencies(self._root)
+        subprocess.run(pip_command(target, requirements, self._python_version), check=True)  # noqa: S603
+        copy_packages(self._root, target)
+        # Drop the caches pip leaves so the asset hash depends on the packages only.
+        for cache in target.rglob("__pycache__"):
+            shutil.rmtree(cache, ignore_errors=True)
+        return True

@@ -1,0 +1,206 @@
+"""One Lambda function and one role per task, the role holding exactly the task's row of infra.permissions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Aws, BundlingOptions, Duration, ILocalBundling, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from infra.bundling import ASSET_EXCLUDES
+from infra.permissions import TaskNeeds, needs_for
+from infra.suppressions import (
+    ACCOUNT_WIDE_COGNITO,
+    ANY_RESOURCE,
+    BACKUP_PREFIX,
+    USER_POOL_RESOURCE,
+    USER_POOLS,
+    acknowledge,
+    bucket_prefix_resource,
+)
+from pipeline import task_names
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+PYTHON_VERSION = RUNTIME.name.removeprefix("python")
+LONG_TIMEOUT = Duration.minutes(15)
+SHORT_TIMEOUT = Duration.minutes(5)
+
+
+def user_pool_arns() -> str:
+    return f"arn:{Aws.PARTITION}:cognito-idp:{Aws.REGION}:{Aws.ACCOUNT_ID}:userpool/*"
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The resources the task permissions point at."""
+
+    bucket: s3.IBucket
+    prefix: str
+    key: kms.IKey
+    topic: sns.ITopic
+    topic_key: kms.IKey
+
+
+def statements(needs: TaskNeeds, targets: Targets) -> list[iam.PolicyStatement]:
+    """Explicit actions on explicit resources; nothing here is ever a wildcard action."""
+    result: list[iam.PolicyStatement] = []
+    if needs.cognito_pool_scoped:
+        result.append(
+            iam.PolicyStatement(
+                sid="CognitoOnUserPools",
+                actions=[f"cognito-idp:{a}" for a in needs.cognito_pool_scoped],
+                resources=[user_pool_arns()],
+            )
+        )
+    if needs.cognito_account_wide:
+        result.append(
+            iam.PolicyStatement(
+                sid="CognitoAccountWide",
+                actions=[f"cognito-idp:{a}" for a in needs.cognito_account_wide],
+                resources=["*"],
+            )
+        )
+    objects = sorted(needs.s3 - {"ListBucket"})
+    if objects:
+        result.append(
+            iam.PolicyStatement(
+                sid="BackupObjects",
+                actions=[f"s3:{a}" for a in objects],
+                resources=[targets.bucket.arn_for_objects(f"{targets.prefix}/*")],
+            )
+        )
+    if "ListBucket" in needs.s3:
+        result.append(
+            iam.PolicyStatement(
+                sid="ListBackupPrefix",
+                actions=["s3:ListBucket"],
+                resources=[targets.bucket.bucket_arn],
+                # HeadBucket sends no prefix: allow the bare bucket too, listing stays inside the prefix.
+                conditions={"StringLike": {"s3:prefix": ["", targets.prefix, f"{targets.prefix}/*"]}},
+            )
+        )
+    if needs.kms:
+        result.append(
+            iam.PolicyStatement(
+                sid="BackupKey",
+                actions=[f"kms:{a}" for a in sorted(needs.kms)],
+                resources=[targets.key.key_arn],
+            )
+        )
+    if needs.notify:
+        result.append(
+            iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[targets.topic.topic_arn])
+        )
+        result.append(
+            iam.PolicyStatement(
+                sid="NotifyKey",
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[targets.topic_key.key_arn],
+            )
+        )
+    return result
+
+
+class TaskFunction(Construct):
+    """A task handler with its own role and log group."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        task: str,
+        code: lambda_.Code,
+        targets: Targets,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        needs = needs_for(task)
+        self.task = task
+        self.needs = needs
+        name = task_names.function_name(task)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/lambda/{name}",
+            retention=log_retention,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"cognito-backuper {task}: least privilege for this task only",
+        )
+        self.log_group.grant_write(self.role)
+        for statement in statements(needs, targets):
+            self.role.add_to_policy(statement)
+        if needs.kms:
+            # The key policy names this role: the key trusts no one by default (see infra.storage.scoped_key).
+            targets.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"Use{task}",
+                    principals=[self.role],
+                    actions=[f"kms:{a}" for a in sorted(needs.kms)],
+                    resources=["*"],
+                )
+            )
+        if needs.notify:
+            targets.topic_key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"Use{task}",
+                    principals=[self.role],
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                    resources=["*"],
+                )
+            )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=name,
+            description=f"cognito-backuper task {task}",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=f"tasks.{task_names.module_name(task)}.handler",
+            code=code,
+            role=self.role,
+            timeout=LONG_TIMEOUT if needs.long_running else SHORT_TIMEOUT,
+            memory_size=1024 if needs.long_running else 512,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": "cognito-backuper",
+                "LOG_LEVEL": "INFO",
+                **({"NOTIFICATION_TOPIC_ARN": targets.topic.topic_arn} if needs.notify else {}),
+            },
+        )
+        # The role and its policy must exist before the first invocation.
+        self.function.node.add_dependency(self.role)
+        _acknowledge_wildcards(self.role, needs, targets)
+
+
+def _acknowledge_wildcards(role: iam.Role, needs: TaskNeeds, targets: Targets) -> None:
+    if needs.cognito_account_wide:
+        acknowledge(role, ANY_RESOURCE, ACCOUNT_WIDE_COGNITO)
+    if needs.cognito_pool_scoped:
+        acknowledge(role, USER_POOL_RESOURCE, USER_POOLS)
+    if needs.s3 - {"ListBucket"}:
+        acknowledge(role, bucket_prefix_resource(targets.bucket, targets.prefix), BACKUP_PREFIX)
+
+
+def function_code(project_root: Path, local: ILocalBundling) -> lambda_.Code:
+    """One package shared by every function (they differ by handler only), built by ``local``, not Docker."""
+    return lambda_.Code.from_asset(
+        str(project_root),
+        exclude=ASSET_EXCLUDES,
+        bundling=BundlingOptions(image=RUNTIME.bundling_image, local=local),
+    )

@@ -1,0 +1,148 @@
+"""Deployment settings from CDK context (cdk.json or ``-c key=value``), validated before anything is built.
+
+``-c`` values arrive as strings, cdk.json values as JSON: every reader accepts both. A bad value stops the
+synth with a message naming the context key, never a half-built stack.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.errors import InvalidRequest
+from pipeline.layout import check_pool_id
+
+
+class InfraConfigError(ValueError):
+    """The CDK context or the state machine files cannot make a valid deployment."""
+
+
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+# IAM's allowed characters for sts:ExternalId; short ids are guessable, so require at least 16.
+_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{16,1224}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
+_OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
+
+
+@dataclass(frozen=True)
+class Settings:
+    backup_prefix: str = "backups"
+    # Empty: back up every pool in the account and Region.
+    backup_pool_ids: tuple[str, ...] = ()
+    schedule_expression: str = "cron(0 3 * * ? *)"
+    schedule_timezone: str = "UTC"
+    # Lifecycle of backup objects; 0 disables the rule.
+    retention_days: int = 365
+    glacier_transition_days: int = 30
+    noncurrent_expiration_days: int = 30
+    access_log_retention_days: int = 365
+    log_retention_days: int = 90
+    # 0 leaves Object Lock off (the default): a locked bucket cannot be emptied or deleted before its
+    # retention ends.
+    object_lock_days: int = 0
+    object_lock_mode: str = "GOVERNANCE"
+    cross_account_trusted_account_id: str | None = None
+    cross_account_external_id: str | None = None
+    enable_trail: bool = False
+    notification_email: str | None = None
+
+    @property
+    def all_pools(self) -> bool:
+        return not self.backup_pool_ids
+
+    @property
+    def cross_account_enabled(self) -> bool:
+        return self.cross_account_trusted_account_id is not None
+
+
+def _as_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+        return value.strip().lower() == "true"
+    raise InfraConfigError(f"context {key} must be true or false")
+
+
+def _as_int(key: str, value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise InfraConfigError(f"context {key} must be a whole number of days") from exc
+    if isinstance(value, bool) or number < 0:
+        raise InfraConfigError(f"context {key} must be a whole number of days >= 0")
+    return number
+
+
+def _as_str(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InfraConfigError(f"context {key} must be a non-empty string")
+    return value.strip()
+
+
+def _as_pool_ids(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        text = value.strip()
+        value = json.loads(text) if text.startswith("[") else [p for p in text.split(",") if p.strip()]
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise InfraConfigError(f"context {key} must be a list of user pool ids")
+    try:
+        return tuple(check_pool_id(p.strip()) for p in dict.fromkeys(value))
+    except InvalidRequest as exc:
+        raise InfraConfigError(f"context {key}: {exc}") from exc
+
+
+def settings_from_context(get: Callable[[str], Any]) -> Settings:
+    """``get`` is ``node.try_get_context``: None for a missing key."""
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    readers: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
+        "backupPrefix": ("backup_prefix", _as_str),
+        "backupPoolIds": ("backup_pool_ids", _as_pool_ids),
+        "scheduleExpression": ("schedule_expression", _as_str),
+        "scheduleTimezone": ("schedule_timezone", _as_str),
+        "retentionDays": ("retention_days", _as_int),
+        "glacierTransitionDays": ("glacier_transition_days", _as_int),
+        "noncurrentVersionExpirationDays": ("noncurrent_expiration_days", _as_int),
+        "accessLogRetentionDays": ("access_log_retention_days", _as_int),
+        "logRetentionDays": ("log_retention_days", _as_int),
+        "objectLockDays": ("object_lock_days", _as_int),
+        "objectLockMode": ("object_lock_mode", _as_str),
+        "crossAccountTrustedAccountId": ("cross_account_trusted_account_id", _as_str),
+        "crossAccountExternalId": ("cross_account_external_id", _as_str),
+        "enableTrail": ("enable_trail", _as_bool),
+        "notificationEmail": ("notification_email", _as_str),
+    }
+    for key, (field, read) in readers.items():
+        raw = get(key)
+        if raw is not None and raw != "":
+            values[field] = read(key, raw)
+    settings = Settings(**{**defaults.__dict__, **values})
+    validate(settings)
+    return settings
+
+
+def validate(s: Settings) -> None:
+    if not _PREFIX.match(s.backup_prefix):
+        raise InfraConfigError(
+            "context backupPrefix must be a plain S3 key prefix without leading or trailing '/'"
+        )
+    if s.retention_days and s.glacier_transition_days and s.glacier_transition_days >= s.retention_days:
+        raise InfraConfigError("context glacierTransitionDays must be smaller than retentionDays")
+    if s.object_lock_mode not in _OBJECT_LOCK_MODES:
+        raise InfraConfigError(f"context objectLockMode must be one of {', '.join(_OBJECT_LOCK_MODES)}")
+    if s.object_lock_days and s.retention_days and s.retention_days < s.object_lock_days:
+        raise InfraConfigError("context retentionDays must not be shorter than objectLockDays")
+    trusted, external = s.cross_account_trusted_account_id, s.cross_account_external_id
+    if (trusted is None) != (external is None):
+        raise InfraConfigError(
+            "crossAccountTrustedAccountId and crossAccountExternalId must be given together"
+        )
+    if trusted is not None and not _ACCOUNT_ID.match(trusted):
+        raise InfraConfigError("context crossAccountTrustedAccountId must be a 12-digit AWS account id")
+    if external is not None and not _EXTERNAL_ID.match(external):
+        raise InfraConfigError(
+            "context crossAccountExternalId must be 16-1224 characters from [A-Za-z0-9+=,.@:/_-]"
+        )

@@ -1,0 +1,126 @@
+"""CognitoBackuperStack: everything the product needs in one account and Region."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from infra.asl import PROJECT_ROOT, MachineSpec, all_tasks, discover
+from infra.audit import AuditTrail, cross_account_restore_role
+from infra.bundling import PipLocalBundling
+from infra.functions import PYTHON_VERSION, Targets, TaskFunction, function_code
+from infra.monitoring import Alerts, Notifications, dashboard
+from infra.orchestration import DailyBackupSchedule, Machine
+from infra.settings import InfraConfigError, Settings
+from infra.storage import BackupStorage
+
+_RETENTION = {
+    30: logs.RetentionDays.ONE_MONTH,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+BACKUP_MACHINE = "backup"
+
+
+def log_retention(days: int) -> logs.RetentionDays:
+    try:
+        return _RETENTION[days]
+    except KeyError:
+        raise InfraConfigError(f"context logRetentionDays must be one of {sorted(_RETENTION)}") from None
+
+
+class CognitoBackuperStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        machines: list[MachineSpec] | None = None,
+        project_root: Path = PROJECT_ROOT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        specs = machines if machines is not None else discover(project_root / "statemachines")
+        retention = log_retention(settings.log_retention_days)
+        self.settings = settings
+
+        self.storage = BackupStorage(self, "Storage", settings=settings)
+        self.notifications = Notifications(self, "Notifications", email=settings.notification_email)
+        targets = Targets(
+            bucket=self.storage.bucket,
+            prefix=settings.backup_prefix,
+            key=self.storage.key,
+            topic=self.notifications.topic,
+            topic_key=self.notifications.key,
+        )
+
+        code = function_code(project_root, PipLocalBundling(project_root, PYTHON_VERSION))
+        self.functions = {
+            task: TaskFunction(self, task, task=task, code=code, targets=targets, log_retention=retention)
+            for task in all_tasks(specs)
+        }
+
+        substitutions = {
+            "BackupBucket": self.storage.bucket.bucket_name,
+            "KmsKeyArn": self.storage.key.key_arn,
+            "BackupPrefix": settings.backup_prefix,
+            "NotificationTopicArn": self.notifications.topic.topic_arn,
+        }
+        fns = {task: f.function for task, f in self.functions.items()}
+        # discover() orders the specs so that a machine's nested machines already exist.
+        self.machines: dict[str, Machine] = {}
+        started: dict[str, tuple[MachineSpec, sfn.IStateMachine]] = {}
+        for spec in specs:
+            machine = Machine(
+                self,
+                f"{spec.construct_id}Machine",
+                spec=spec,
+                functions=fns,
+                settings=substitutions,
+                started=started,
+                log_retention=retention,
+            )
+            self.machines[spec.name] = machine
+            started[spec.name] = (spec, machine.state_machine)
+        state_machines: dict[str, sfn.StateMachine] = {n: m.state_machine for n, m in self.machines.items()}
+
+        if BACKUP_MACHINE not in state_machines:
+            raise InfraConfigError(f"statemachines/{BACKUP_MACHINE}.asl.json is missing: nothing to schedule")
+        self.schedule = DailyBackupSchedule(
+            self, "DailyBackup", machine=state_machines[BACKUP_MACHINE], settings=settings
+        )
+        self.alerts = Alerts(self, "Alerts", topic=self.notifications.topic, machines=state_machines)
+        dashboard(self, "Dashboard", machines=state_machines, functions=list(fns.values()))
+
+        self.cross_account_role = None
+        if settings.cross_account_trusted_account_id and settings.cross_account_external_id:
+            self.cross_account_role = cross_account_restore_role(
+                self,
+                trusted_account_id=settings.cross_account_trusted_account_id,
+                external_id=settings.cross_account_external_id,
+            )
+        self.trail = (
+            AuditTrail(self, "Audit", access_logs=self.storage.access_logs) if settings.enable_trail else None
+        )
+
+        CfnOutput(self, "BackupBucketName", value=self.storage.bucket.bucket_name)
+        CfnOutput(self, "KmsKeyArn", value=self.storage.key.key_arn)
+        CfnOutput(self, "NotificationTopicArn", value=self.notifications.topic.topic_arn)
+        for spec in specs:
+            CfnOutput(
+                self,
+                f"{spec.construct_id}StateMachineArn",
+                value=state_machines[spec.name].state_machine_arn,
+            )
+        if self.cross_account_role is not None:
+            CfnOutput(self, "CrossAccountRestoreRoleArn", value=self.cross_account_role.role_arn)
