@@ -146,7 +146,9 @@ class LambdaEndpoint:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _make_request_handler(self))
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="local-lambda", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="local-lambda", daemon=True
+        )
         self._thread.start()
         LOG.debug("local Lambda endpoint listening on %s", self.url)
         return self.url
