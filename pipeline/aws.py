@@ -45,12 +45,17 @@ class Clients:
 
 
 def make_clients(session: boto3.Session | None = None) -> Clients:
+    """Clients whose Cognito calls all draw from the process-wide rate budget (pipeline.throttle)."""
+    from pipeline import throttle
+
     session = session or boto3.Session()
     region = session.region_name
     if not region:
         raise RegionMissing("no AWS Region configured: set AWS_REGION or AWS_DEFAULT_REGION, or a profile region")
+    cognito = session.client("cognito-idp", config=SDK_CONFIG)
+    throttle.install(cognito, throttle.default_budget())
     return Clients(
-        cognito=session.client("cognito-idp", config=SDK_CONFIG),
+        cognito=cognito,
         s3=session.client("s3", config=SDK_CONFIG),
         kms=session.client("kms", config=SDK_CONFIG),
         sts=session.client("sts", config=SDK_CONFIG),

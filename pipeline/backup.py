@@ -28,6 +28,7 @@ from pipeline.contracts import (
     VerificationResult,
 )
 from pipeline.errors import (
+    BackupExists,
     BucketNotFound,
     IncompleteBackup,
     IntegrityError,
@@ -232,6 +233,8 @@ def _drop_orphans(clients: Clients, loc: layout.BackupLocation, keep: set[str]) 
 def write_manifest(clients: Clients, state: PoolState) -> ManifestSummary:
     job = state["job"]
     loc = location(job)
+    if manifest.exists(clients, loc):
+        raise BackupExists(f"backup {loc.uri} is already complete; it is never overwritten")
     keys = _planned_objects(state)
     objects = [store.head_stored(clients, loc, k) for k in keys]
     users = sum(o.records for o in objects if o.name.startswith("users/"))

@@ -157,6 +157,18 @@ def write_manifest(clients: Clients, loc: BackupLocation, manifest: dict[str, An
             raise
 
 
+def exists(clients: Clients, loc: BackupLocation) -> bool:
+    """Whether the backup at ``loc`` is complete (its manifest was written)."""
+    with s3_errors(loc):
+        try:
+            clients.s3.head_object(Bucket=loc.bucket, Key=loc.manifest_key)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) in _MISSING_CODES:
+                return False
+            raise
+    return True
+
+
 def read_manifest(
     clients: Clients, loc: BackupLocation, expected_key_arn: str | None = None
 ) -> dict[str, Any]:
