@@ -27,5 +27,6 @@ def time_budget(context: LambdaContext | None, *, reserve_s: float = RESERVE_S, 
 def logger(name: str) -> logging.Logger:
     """Lambda's JSON log format structures these records; callers log ids and counts only."""
     log = logging.getLogger(name)
-    log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+    if "LOG_LEVEL" in os.environ:  # set by the CDK app; the CLI decides through its own root logger
+        log.setLevel(os.environ["LOG_LEVEL"])
     return log
