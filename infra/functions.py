@@ -183,8 +183,6 @@ class TaskFunction(Construct):
                 **({"NOTIFICATION_TOPIC_ARN": targets.topic.topic_arn} if needs.notify else {}),
             },
         )
-        # The role and its policy must exist before the first invocation.
-        self.function.node.add_dependency(self.role)
         _acknowledge_wildcards(self.role, needs, targets)
 
 

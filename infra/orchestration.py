@@ -153,4 +153,7 @@ class DailyBackupSchedule(Construct):
                 ),
             ),
         )
-        self.schedule.node.add_dependency(self.role)
+        # The first run must find the role's policy in place (the GetAtt only orders the role itself).
+        policy = self.role.node.try_find_child("DefaultPolicy")
+        if policy is not None:
+            self.schedule.node.add_dependency(policy)
