@@ -24,7 +24,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
 from pipeline import task_names
-from pipeline.errors import EngineError
+from pipeline.errors import EngineError, RegionMissing
 from pipeline.local_engine import LocalEngine, failure, state_timeline, task_outputs, task_registry
 from pipeline.local_engine.history import ENTERED, EXITED
 
@@ -348,6 +348,8 @@ def test_external_mode_sends_task_calls_through_to_the_configured_endpoint(
     external_aws: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", external_aws)
+    # Even a Step Functions override does not move the engine's own client off the in-process mock.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STEPFUNCTIONS", external_aws)
     before = _aws_env()
     with LocalEngine(embedded=False, registry=toy_tasks.REGISTRY) as engine:
         arn = engine.deploy("external", {}, asl_text=MAKE_BUCKET_ASL)
@@ -375,3 +377,17 @@ def test_external_mode_keeps_the_callers_credentials(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "caller-key")
     with LocalEngine(embedded=False, registry=toy_tasks.REGISTRY):
         assert os.environ["AWS_ACCESS_KEY_ID"] == "caller-key"
+
+
+def test_external_mode_needs_a_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    before = _aws_env()
+    with pytest.raises(RegionMissing), LocalEngine(embedded=False, registry=toy_tasks.REGISTRY):
+        pass
+    assert _aws_env() == before
+    with LocalEngine(embedded=False, region="eu-west-1", registry=toy_tasks.REGISTRY) as engine:
+        assert engine.region == "eu-west-1"
+        assert os.environ["AWS_DEFAULT_REGION"] == "eu-west-1"
+        assert engine.deploy("toy", {"ToyLabel": "L"}, asl_text=TOY).startswith("arn:aws:states:eu-west-1:")
+    assert _aws_env() == before
