@@ -1,7 +1,7 @@
 """AWS clients from the standard credential chain, and translation of the SDK's own failures.
 
 Credentials and Region come only from boto3's chain (environment, shared config, role); endpoints from the standard
-``AWS_ENDPOINT_URL[_SERVICE]`` variables, which is how the local engine and a separately started moto server are reached.
+``AWS_ENDPOINT_URL[_SERVICE]`` variables: that is how the local engine and a separate moto server are reached.
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ def make_clients(session: boto3.Session | None = None) -> Clients:
     session = session or boto3.Session()
     region = session.region_name
     if not region:
-        raise RegionMissing("no AWS Region configured: set AWS_REGION or AWS_DEFAULT_REGION, or a profile region")
+        raise RegionMissing(
+            "no AWS Region configured: set AWS_REGION or AWS_DEFAULT_REGION, or a profile region"
+        )
     cognito = session.client("cognito-idp", config=SDK_CONFIG)
     throttle.install(cognito, throttle.default_budget())
     return Clients(
@@ -90,10 +92,20 @@ def sdk_errors() -> Iterator[None]:
         raise EngineError(f"cannot reach the AWS endpoint: {exc.kwargs.get('endpoint_url', '?')}") from exc
     except botocore.exceptions.ClientError as exc:
         code = error_code(exc)
-        if code in {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "NotAuthorizedException"}:
+        if code in {
+            "AccessDenied",
+            "AccessDeniedException",
+            "UnauthorizedOperation",
+            "NotAuthorizedException",
+        }:
             op = exc.operation_name
             raise AccessDenied(f"access denied to {op}: check the IAM permissions of the caller") from exc
-        if code in {"InvalidClientTokenId", "UnrecognizedClientException", "ExpiredToken", "ExpiredTokenException"}:
+        if code in {
+            "InvalidClientTokenId",
+            "UnrecognizedClientException",
+            "ExpiredToken",
+            "ExpiredTokenException",
+        }:
             raise CredentialsMissing(f"AWS credentials were rejected ({code})") from exc
         raise
 

@@ -66,15 +66,23 @@ def _check_storage(clients: Clients, storage: Storage) -> Storage:
             clients.s3.head_bucket(Bucket=storage["bucket"])
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) in {"404", "NoSuchBucket", "403", "AccessDenied"}:
-                raise BucketNotFound(f"bucket {storage['bucket']} does not exist or is not accessible") from exc
+                raise BucketNotFound(
+                    f"bucket {storage['bucket']} does not exist or is not accessible"
+                ) from exc
             raise
         try:
             meta = clients.kms.describe_key(KeyId=storage["kmsKeyArn"])["KeyMetadata"]
         except botocore.exceptions.ClientError as exc:
-            raise KeyAccessDenied(f"KMS key {storage['kmsKeyArn']} is not usable ({error_code(exc)})") from exc
+            raise KeyAccessDenied(
+                f"KMS key {storage['kmsKeyArn']} is not usable ({error_code(exc)})"
+            ) from exc
     if not meta.get("Enabled", False) or meta.get("KeyUsage") != "ENCRYPT_DECRYPT":
         raise KeyAccessDenied(f"KMS key {meta['Arn']} is not an enabled encryption key")
-    return {"bucket": storage["bucket"], "kmsKeyArn": meta["Arn"], "prefix": storage.get("prefix", "").strip("/")}
+    return {
+        "bucket": storage["bucket"],
+        "kmsKeyArn": meta["Arn"],
+        "prefix": storage.get("prefix", "").strip("/"),
+    }
 
 
 def enumerate_pools(
@@ -144,7 +152,9 @@ def export_users(
                 break
     except PaginationTokenExpired:
         # The shard restarts; parts are rewritten at the same keys and WriteManifest drops any leftover beyond the end.
-        log.warning("pagination token expired; restarting shard", extra={"pool": job["poolId"], "shard": shard})
+        log.warning(
+            "pagination token expired; restarting shard", extra={"pool": job["poolId"], "shard": shard}
+        )
         return {"part": 0, "nextToken": None, "users": 0, "done": False}
     part = cursor["part"]
     if users:
@@ -174,7 +184,9 @@ def export_memberships(
     records: list[dict[str, Any]] = []
     while index < len(groups) and len(records) < MEMBERSHIPS_PER_PART and clock() < deadline:
         try:
-            members, token = cognito_read.list_group_members_page(clients.cognito, job["poolId"], groups[index], token)
+            members, token = cognito_read.list_group_members_page(
+                clients.cognito, job["poolId"], groups[index], token
+            )
         except PaginationTokenExpired:
             if index == cursor["groupIndex"] and cursor["nextToken"] is not None:
                 raise  # this group's first pages are in an earlier part: restarting it here would duplicate them

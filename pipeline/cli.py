@@ -171,8 +171,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         # The seeder writes through its own client: its calls are setup, not the pipeline's.
         seeded = seed.seed_pool(boto3.client("cognito-idp"), users=args.users, on_progress=seeded_progress)
-        _err(f"seeded pool {seeded.pool_id}: {seeded.users:,} users, {len(seeded.groups)} groups, "
-             f"{seeded.memberships:,} memberships; starting the backup state machine")
+        _err(
+            f"seeded pool {seeded.pool_id}: {seeded.users:,} users, {len(seeded.groups)} groups, "
+            f"{seeded.memberships:,} memberships; starting the backup state machine"
+        )
         calls_before = sum(throttle.default_budget().calls.values())
         progress = _progress(args)
         outcome = run_backup(
@@ -232,7 +234,8 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cognito-backuper",
-        description="Encrypted, verifiable backups of Amazon Cognito user pools, run by a Step Functions state machine. "
+        description="Encrypted, verifiable backups of Amazon Cognito user pools, run by a Step Functions "
+        "state machine. "
         "AWS credentials and Region come from the standard AWS configuration (profile, environment, role); "
         "AWS_ENDPOINT_URL points the tasks at another endpoint, such as a moto server.",
         epilog="Exit codes: 0 done; 1 failed; 2 bad input; 3 credentials, Region or permissions; 130 interrupted.",
@@ -261,9 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--pool-id", action="append", metavar="ID", help="a user pool id (repeatable)")
     target.add_argument("--all-pools", action="store_true", help="every user pool in the account and Region")
     p.add_argument("--bucket", required=True, help="the backup bucket")
-    p.add_argument("--kms-key", required=True, metavar="KEY", help="KMS key id, ARN or alias for envelope encryption")
+    p.add_argument(
+        "--kms-key", required=True, metavar="KEY", help="KMS key id, ARN or alias for envelope encryption"
+    )
     p.add_argument("--prefix", default="backups", help="key prefix inside the bucket (default: backups)")
-    p.add_argument("--timeout", type=float, default=6 * 3600, help="seconds to wait for the execution (default 6 h)")
+    p.add_argument(
+        "--timeout", type=float, default=6 * 3600, help="seconds to wait for the execution (default 6 h)"
+    )
     _add_output_flags(p)
     p.set_defaults(func=cmd_backup)
 

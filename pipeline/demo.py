@@ -41,7 +41,10 @@ def prepare_account(clients: Clients) -> DemoAccount:
         ServerSideEncryptionConfiguration={
             "Rules": [
                 {
-                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": key_arn,
+                    },
                     "BucketKeyEnabled": True,
                 }
             ]
@@ -103,7 +106,7 @@ def account_for(clients: Clients, pool_id: str, uri: str) -> Accounting:
 
     reader = BackupReader.open(clients, parse_backup_uri(uri))
     backed_up = [u["username"] for u in reader.users()]
-    members = {(m["group"], m["username"]) for m in reader.memberships()}
+    backed_members = {(m["group"], m["username"]) for m in reader.memberships()}
     return Accounting(
         users_live=len(live_users),
         users_backed_up=len(set(backed_up)),
@@ -112,6 +115,6 @@ def account_for(clients: Clients, pool_id: str, uri: str) -> Accounting:
         groups_live=len(live_groups),
         groups_backed_up=len(reader.config()["groups"]),
         memberships_live=len(live_members),
-        memberships_backed_up=len(members),
-        memberships_missing=len(live_members - members),
+        memberships_backed_up=len(backed_members),
+        memberships_missing=len(live_members - backed_members),
     )

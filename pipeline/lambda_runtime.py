@@ -16,7 +16,9 @@ class LambdaContext(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
-def time_budget(context: LambdaContext | None, *, reserve_s: float = RESERVE_S, cap_s: float = MAX_SLICE_S) -> float:
+def time_budget(
+    context: LambdaContext | None, *, reserve_s: float = RESERVE_S, cap_s: float = MAX_SLICE_S
+) -> float:
     """Seconds a task may spend paging before it must write what it has and return a token."""
     if context is None:
         return cap_s

@@ -73,7 +73,9 @@ class BackupProgress:
         return sum(self.users.values())
 
     def line(self, elapsed_s: float) -> str:
-        running = ", ".join(f"{n}×{c}" if c > 1 else n for n, c in sorted(self.active.items()) if c > 0) or "-"
+        running = (
+            ", ".join(f"{n} x{c}" if c > 1 else n for n, c in sorted(self.active.items()) if c > 0) or "-"
+        )
         total = sum(self.shards_total.values())
         return (
             f"[{elapsed_s:6.1f}s] running: {running} | shards {len(self.shards_done)}/{total or '?'}"

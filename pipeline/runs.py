@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pipeline import errors
+from pipeline.contracts import Storage
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -76,7 +77,7 @@ def exit_code_for(error_name: str | None) -> int:
 def run_backup(
     engine: Engine,
     *,
-    storage: Mapping[str, str],
+    storage: Storage,
     pool_ids: list[str],
     all_pools: bool,
     on_event: EventSink | None = None,
@@ -84,7 +85,11 @@ def run_backup(
 ) -> Outcome:
     arn = engine.deploy(
         "backup",
-        {"BackupBucket": storage["bucket"], "KmsKeyArn": storage["kmsKeyArn"], "BackupPrefix": storage["prefix"]},
+        {
+            "BackupBucket": storage["bucket"],
+            "KmsKeyArn": storage["kmsKeyArn"],
+            "BackupPrefix": storage["prefix"],
+        },
     )
     started = time.monotonic()
     execution = engine.start(arn, {"poolIds": pool_ids, "allPools": all_pools})
@@ -100,7 +105,11 @@ def run_backup(
         out = result.output if isinstance(result.output, dict) else {}
         outcome.backups = [b for b in out.get("backups") or [] if b is not None]
         expected = None if all_pools else len(pool_ids)
-        if expected is not None and len(outcome.backups) != expected or not all(b.get("verified") for b in outcome.backups):
+        if (
+            (expected is not None
+            and len(outcome.backups) != expected)
+            or not all(b.get("verified") for b in outcome.backups)
+        ):
             # A Map child that failed silently must not pass for a verified backup.
             outcome.status, outcome.error = "FAILED", "IncompleteBackup"
             outcome.message = "not every pool reported a verified backup"

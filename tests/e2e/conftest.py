@@ -32,7 +32,7 @@ def moto_server() -> Iterator[str]:
     try:
         while True:
             try:
-                with urllib.request.urlopen(url + "/moto-api/", timeout=2):  # noqa: S310 - loopback only
+                with urllib.request.urlopen(url + "/moto-api/", timeout=2):
                     break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:

@@ -52,8 +52,11 @@ def test_large_pool_over_16_shards_has_every_user_and_membership_once_and_no_pla
 
         # No e-mail or phone number in any S3 object or anywhere in the execution history.
         secrets = [s.encode() for s in pool.emails + pool.phones]
-        keys = [o["Key"] for p in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket)
-                for o in p.get("Contents", [])]
+        keys = [
+            o["Key"]
+            for p in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket)
+            for o in p.get("Contents", [])
+        ]
         assert len(keys) > 16
         for key in keys:
             body = clients.s3.get_object(Bucket=loc.bucket, Key=key)["Body"].read()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -19,23 +18,34 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def account(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+def account(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     # The server lives for the module: reset it through moto's own API so each test starts from an empty account.
     reset = urllib.request.Request(moto_server + "/moto-api/reset", method="POST")
-    urllib.request.urlopen(reset, timeout=10)  # noqa: S310 - loopback only
+    urllib.request.urlopen(reset, timeout=10)
     clients = make_clients()
     acct = demo.prepare_account(clients)
     pool = seed.seed_pool(boto3.client("cognito-idp"), users=150, seed=5)
-    yield {"clients": clients, "storage": acct.storage, "pool": pool}
+    return {"clients": clients, "storage": acct.storage, "pool": pool}
 
 
 def _backup(account: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> str:
     storage = account["storage"]
-    code = main([
-        "backup", "--pool-id", account["pool"].pool_id, "--bucket", storage["bucket"],
-        "--kms-key", storage["kmsKeyArn"], "--prefix", "nightly", "--json", "--quiet",
-    ])
+    code = main(
+        [
+            "backup",
+            "--pool-id",
+            account["pool"].pool_id,
+            "--bucket",
+            storage["bucket"],
+            "--kms-key",
+            storage["kmsKeyArn"],
+            "--prefix",
+            "nightly",
+            "--json",
+            "--quiet",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     out = json.loads(captured.out)
@@ -44,7 +54,9 @@ def _backup(account: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> str:
     return str(backup["uri"])
 
 
-def test_backup_verify_and_list_against_the_server(account: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_backup_verify_and_list_against_the_server(
+    account: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     uri = _backup(account, capsys)
     assert uri.startswith(f"s3://{account['storage']['bucket']}/nightly/{account['pool'].pool_id}/")
     # The objects are in the separately started server, not in some in-process mock.
@@ -61,7 +73,9 @@ def test_verify_rejects_one_changed_byte(account: dict[str, Any], capsys: pytest
     uri = _backup(account, capsys)
     loc = parse_backup_uri(uri)
     s3 = account["clients"].s3
-    key = next(o["Key"] for o in s3.list_objects_v2(Bucket=loc.bucket, Prefix=loc.root + "users/")["Contents"])
+    key = next(
+        o["Key"] for o in s3.list_objects_v2(Bucket=loc.bucket, Prefix=loc.root + "users/")["Contents"]
+    )
     body = bytearray(s3.get_object(Bucket=loc.bucket, Key=key)["Body"].read())
     body[len(body) // 2] ^= 0x01
     s3.put_object(Bucket=loc.bucket, Key=key, Body=bytes(body), ServerSideEncryption="aws:kms")
@@ -95,7 +109,9 @@ def test_backup_bad_input_is_one_line(
     assert needle in err.lower().splitlines()[0]
 
 
-def test_no_region_and_no_credentials_are_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_region_and_no_credentials_are_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     monkeypatch.delenv("AWS_REGION")
     assert main(["list", "--bucket", "b"]) == 3

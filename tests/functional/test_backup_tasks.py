@@ -65,7 +65,7 @@ def _full_backup(account: demo.DemoAccount, pool_id: str, *, write: bool = True)
 
 
 def test_enumerate_pools_resolves_the_key_and_names_each_backup(world: Any) -> None:
-    clients, account, pool = world
+    _, account, pool = world
     out = enumerate_pools.handler({"poolIds": [pool.pool_id], "allPools": False, "storage": account.storage})
     (job,) = out["pools"]
     assert job["poolId"] == pool.pool_id
@@ -103,7 +103,7 @@ def test_enumerate_pools_refuses_an_unusable_key(world: Any) -> None:
 
 
 def test_full_task_chain_writes_a_verified_backup(world: Any) -> None:
-    clients, account, pool = world
+    _, account, pool = world
     state = _full_backup(account, pool.pool_id)
     assert state["manifest"]["users"] == pool.users
     assert state["manifest"]["memberships"] == pool.memberships
@@ -139,7 +139,7 @@ def test_export_users_slices_resume_without_duplicates(world: Any, monkeypatch: 
 
 
 def test_write_manifest_refuses_a_missing_shard(world: Any) -> None:
-    clients, account, pool = world
+    _, account, pool = world
     state = _full_backup(account, pool.pool_id, write=False)
     broken: PoolState = {**state, "shardResults": [None, *state["shardResults"][1:]]}  # type: ignore[typeddict-item]
     with pytest.raises(IncompleteBackup):
