@@ -73,3 +73,27 @@ class IncompleteBackup(PipelineError):
 
 class EngineError(PipelineError):
     """The local engine could not run or follow an execution."""
+
+
+class AuditRecordExists(PipelineError):
+    """An audit record is append-only: its key already exists and is never replaced."""
+
+
+class SelfApprovalRefused(PipelineError):
+    """The principal who requested a restore cannot approve it."""
+
+
+class ApprovalRejected(PipelineError):
+    """An approver rejected the restore (the ASL's RequestApproval Catch matches this name)."""
+
+
+class ApprovalNotFound(InvalidRequest):
+    """No approval request with this id."""
+
+
+class ApprovalAlreadyDecided(InvalidRequest):
+    """A decision was already recorded for this request: the first decision wins."""
+
+
+class ApprovalExpired(PipelineError):
+    """The request expired, or its task token is no longer valid (the execution timed out or ended)."""
