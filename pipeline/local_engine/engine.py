@@ -123,11 +123,13 @@ class LocalEngine:
             )
             stack.enter_context(endpoint)
             stack.enter_context(_patched_env({"AWS_ENDPOINT_URL_LAMBDA": endpoint.url}))
-            stack.callback(self._drain, endpoint)
             stack.enter_context(mock_aws(config=self._mock_config(endpoint.url)))
             # Task clients are cached per process: create them inside this mock, never reuse them after it.
             default_clients.cache_clear()
             stack.callback(default_clients.cache_clear)
+            # Exit runs these in reverse: stop executions, close the endpoint and wait for running handlers,
+            # clear the client cache, and only then stop the mock.
+            stack.callback(self._close_and_drain, endpoint)
             self._sfn = self._make_sfn_client()
             stack.callback(self._stop_running)
             self._endpoint = endpoint
@@ -208,7 +210,8 @@ class LocalEngine:
                 LOG.debug("could not stop execution %s", arn)
 
     @staticmethod
-    def _drain(endpoint: LambdaEndpoint) -> None:
+    def _close_and_drain(endpoint: LambdaEndpoint) -> None:
+        endpoint.stop()
         if not endpoint.drain(_DRAIN_S):
             LOG.warning(
                 "local handlers still running after %.0f s; their AWS calls may leave the mock", _DRAIN_S

@@ -186,12 +186,12 @@ def test_url_encoded_arn_in_the_path(endpoint: LambdaEndpoint) -> None:
     import urllib.request
 
     arn = "arn:aws:lambda:us-east-1:123456789012:function:echo"
-    request = urllib.request.Request(  # noqa: S310 - loopback only
+    request = urllib.request.Request(
         f"{endpoint.url}/2015-03-31/functions/{quote(arn, safe='')}/invocations",
         data=b'{"a": 1}',
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=WAIT_S) as reply:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(request, timeout=WAIT_S) as reply:
         assert reply.headers["x-amzn-RequestId"]
         assert json.loads(reply.read())["event"] == {"a": 1}
 

@@ -9,6 +9,7 @@ import queue
 import socket
 import subprocess
 import sys
+import threading
 import time
 import types
 import urllib.error
@@ -187,8 +188,30 @@ def test_exit_with_an_execution_still_waiting_closes_cleanly() -> None:
         url = engine.endpoint.url
     assert _aws_env() == before
     with pytest.raises(urllib.error.URLError, match="refused"):
-        urllib.request.urlopen(url + "/2015-03-31/functions/x/invocations", data=b"{}", timeout=5)  # noqa: S310
+        urllib.request.urlopen(url + "/2015-03-31/functions/x/invocations", data=b"{}", timeout=5)
     assert toy_tasks.RECORDER.calls["approve"] == 1
+
+
+def test_exit_waits_for_running_handlers_before_stopping_the_mock() -> None:
+    entered, release = threading.Event(), threading.Event()
+    outcome: list[str] = []
+
+    def slow_count(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        entered.set()
+        release.wait(10)
+        try:
+            boto3.client("s3").list_buckets()  # only the in-process mock can answer this here
+            outcome.append("served by the mock")
+        except Exception as exc:  # noqa: BLE001 - the test reports whatever escaped the mock
+            outcome.append(type(exc).__name__)
+        return {**event, "n": 3}
+
+    registry = {**toy_tasks.REGISTRY, "cognito-backuper-toy-count": slow_count}
+    with LocalEngine(registry=registry) as engine:
+        engine.start(_deploy_toy(engine), {"n": 0, "items": []})
+        assert entered.wait(10)
+        threading.Timer(0.3, release.set).start()
+    assert outcome == ["served by the mock"]
 
 
 def test_deploy_twice_updates_the_same_state_machine(engine: LocalEngine) -> None:
@@ -311,7 +334,7 @@ def external_aws() -> Iterator[str]:
     """A moto server in its own process: an in-process ThreadedMotoServer would share moto's backends with
     the engine's mock, so it could not show where a request went."""
     port = _free_port()
-    proc = subprocess.Popen(  # noqa: S603 - fixed argv, loopback only
+    proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -321,7 +344,7 @@ def external_aws() -> Iterator[str]:
     try:
         while True:
             try:
-                with urllib.request.urlopen(url + "/moto-api/", timeout=2):  # noqa: S310 - loopback only
+                with urllib.request.urlopen(url + "/moto-api/", timeout=2):
                     break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
