@@ -66,12 +66,12 @@ def _synth(outdir: Path, context: Mapping[str, Any]) -> Synth:
 
 @pytest.fixture(scope="session")
 def default_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
-    yield _synth(tmp_path_factory.mktemp("cdk-default"), {})
+    return _synth(tmp_path_factory.mktemp("cdk-default"), {})
 
 
 @pytest.fixture(scope="session")
 def options_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
-    yield _synth(tmp_path_factory.mktemp("cdk-options"), OPTIONS)
+    return _synth(tmp_path_factory.mktemp("cdk-options"), OPTIONS)
 
 
 @pytest.fixture(params=["default", "options"])

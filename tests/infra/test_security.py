@@ -65,7 +65,7 @@ def test_backup_key_rotates_and_trusts_no_one_with_data(default_synth: Synth) ->
     keys = default_synth.resources("AWS::KMS::Key")
     assert keys
     assert all(k["Properties"]["EnableKeyRotation"] is True for k in keys.values())
-    bucket_lid, bucket = _backup_bucket(default_synth)
+    _bucket_lid, bucket = _backup_bucket(default_synth)
     key_ref = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
         "ServerSideEncryptionByDefault"
     ]["KMSMasterKeyID"]
@@ -133,7 +133,9 @@ def test_bucket_policy_has_the_seed_statement_exactly_and_tls_deny(any_synth: Sy
         }
     ]
     tls = [s for s in stmts if s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}]
-    assert len(tls) == 1 and tls[0]["Effect"] == "Deny" and tls[0]["Action"] == "s3:*"
+    assert len(tls) == 1
+    assert tls[0]["Effect"] == "Deny"
+    assert tls[0]["Action"] == "s3:*"
     assert {"Fn::GetAtt": [lid, "Arn"]} in tls[0]["Resource"]
 
 
@@ -287,7 +289,9 @@ def test_alarms_failure_rule_topic_and_dashboard(default_synth: Synth) -> None:
     body = json.dumps(board["Properties"]["DashboardBody"])
     for metric in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "Throttles"):
         assert metric in body
-    assert "CognitoBackuper" in body and "UsersBackedUp" in body and "CognitoThrottles" in body
+    assert "CognitoBackuper" in body
+    assert "UsersBackedUp" in body
+    assert "CognitoThrottles" in body
 
 
 def test_cross_account_role_needs_external_id(default_synth: Synth, options_synth: Synth) -> None:
@@ -305,9 +309,11 @@ def test_cross_account_role_needs_external_id(default_synth: Synth, options_synt
     assert TRUSTED_ACCOUNT in json.dumps(trust["Principal"])
     lid = next(k for k, v in options_synth.resources("AWS::IAM::Role").items() if v is role)
     actions = _actions(_role_statements(options_synth, lid))
-    assert "cognito-idp:AdminCreateUser" in actions and "cognito-idp:AdminAddUserToGroup" in actions
+    assert "cognito-idp:AdminCreateUser" in actions
+    assert "cognito-idp:AdminAddUserToGroup" in actions
     assert all(a.startswith("cognito-idp:") for a in actions)
-    assert "cognito-idp:ListUsers" in actions and "cognito-idp:AdminDeleteUser" not in actions
+    assert "cognito-idp:ListUsers" in actions
+    assert "cognito-idp:AdminDeleteUser" not in actions
 
 
 def test_trail_only_when_enabled(default_synth: Synth, options_synth: Synth) -> None:
