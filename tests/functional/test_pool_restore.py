@@ -1,0 +1,311 @@
+"""Pool configuration restore on moto: new pools, re-runs, merges into existing pools, selective groups.
+
+Also home of the small harness the user-restore and diff tests import (plain functions, not fixtures):
+seed a pool, back it up with the real backup tasks, restore it with the library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pipeline import backup, demo, seed
+from pipeline.aws import Clients, make_clients
+from pipeline.backup_reader import BackupReader
+from pipeline.contracts import PoolState, ShardState
+from pipeline.errors import InvalidRequest
+from pipeline.pool_restore import (
+    RESTORE_TAG,
+    TEMP_CLIENT_NAME,
+    PoolRestoreResult,
+    finalize_new_pool,
+    restore_pool_config,
+)
+from pipeline.user_restore import UserOutcome, restore_memberships, restore_user
+from tasks import (
+    capture_pool_config,
+    enumerate_pools,
+    export_group_memberships,
+    export_users,
+    plan_shards,
+    write_manifest,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
+
+
+# --- harness ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    clients: Clients
+    cognito: CognitoIdentityProviderClient  # unthrottled: the rate budget would only slow moto tests down
+    account: demo.DemoAccount
+    pool: seed.SeededPool
+
+
+@dataclass
+class Restored:
+    config: PoolRestoreResult
+    outcomes: list[UserOutcome]
+    memberships: tuple[int, int, int]
+
+    @property
+    def username_map(self) -> dict[str, str]:
+        return {o.old_username: o.new_username for o in self.outcomes if o.new_username}
+
+
+def make_world(users: int = 40, *, email: bool = False, seed_value: int = 3) -> Iterator[World]:
+    with mock_aws():
+        clients = make_clients()
+        account = demo.prepare_account(clients)
+        cognito = boto3.client("cognito-idp")
+        pool = seed.seed_pool(cognito, users=users, seed=seed_value, username_attribute_email=email)
+        yield World(clients, cognito, account, pool)
+
+
+def backup_pool(world: World, pool_id: str | None = None) -> BackupReader:
+    """A verified backup through the same task handlers the state machine runs."""
+    pool_id = pool_id or world.pool.pool_id
+    jobs = enumerate_pools.handler(
+        {"poolIds": [pool_id], "allPools": False, "storage": world.account.storage}
+    )
+    state: PoolState = {"job": jobs["pools"][0]}
+    state["config"] = capture_pool_config.handler(state)
+    state["plan"] = plan_shards.handler(state)
+    results: list[Any] = []
+    for shard in state["plan"]["shards"]:
+        shard_state: ShardState = {
+            "job": state["job"],
+            "shard": shard,
+            "cursor": {"part": 0, "nextToken": None, "users": 0, "done": False},
+        }
+        while not shard_state["cursor"]["done"]:
+            shard_state["cursor"] = export_users.handler(shard_state)
+        c = shard_state["cursor"]
+        results.append({"shard": shard, "parts": c["part"], "users": c["users"], "done": c["done"]})
+    state["shardResults"] = results
+    while "memberships" not in state or not state["memberships"]["done"]:
+        state["memberships"] = export_group_memberships.handler(state)
+    state["manifest"] = write_manifest.handler(state)
+    return BackupReader.open(world.clients, backup.location(state["job"]))
+
+
+def source_of(reader: BackupReader) -> str:
+    return f"{reader.loc.pool_id}/{reader.loc.backup_id}"
+
+
+def restore(
+    cognito: CognitoIdentityProviderClient,
+    reader: BackupReader,
+    *,
+    new_pool_name: str | None = None,
+    target_pool_id: str | None = None,
+    users: set[str] | None = None,
+    groups: set[str] | None = None,
+    finalize: bool = True,
+) -> Restored:
+    """What the restore state machine does, in order, in one process."""
+    config = reader.config()
+    result = restore_pool_config(
+        cognito,
+        config,
+        source=source_of(reader),
+        new_pool_name=new_pool_name,
+        target_pool_id=target_pool_id,
+        groups=groups,
+    )
+    pool = config["pool"]
+    outcomes = [
+        restore_user(
+            cognito,
+            result.pool_id,
+            record,
+            username_attributes=pool.get("UsernameAttributes") or [],
+            password_policy=(pool.get("Policies") or {}).get("PasswordPolicy"),
+            temp_client_id=result.temp_client_id,
+        )
+        for record in reader.users()
+        if users is None or record["username"] in users
+    ]
+    username_map = {o.old_username: o.new_username for o in outcomes if o.new_username}
+    memberships = [
+        m
+        for m in reader.memberships()
+        if (users is None or m["username"] in users) and (groups is None or m["group"] in groups)
+    ]
+    counts = restore_memberships(cognito, result.pool_id, memberships, username_map)
+    if finalize and new_pool_name is not None:
+        finalize_new_pool(cognito, result.pool_id, config, result.temp_client_id)
+    return Restored(result, outcomes, counts)
+
+
+def pool_names(cognito: CognitoIdentityProviderClient) -> list[str]:
+    return [p["Name"] for p in cognito.list_user_pools(MaxResults=60)["UserPools"]]
+
+
+def client_names(cognito: CognitoIdentityProviderClient, pool_id: str) -> list[str]:
+    clients = cognito.list_user_pool_clients(UserPoolId=pool_id, MaxResults=60)["UserPoolClients"]
+    return sorted(c["ClientName"] for c in clients)
+
+
+def groups_of(cognito: CognitoIdentityProviderClient, pool_id: str) -> dict[str, tuple[Any, ...]]:
+    return {
+        g["GroupName"]: (g.get("Description"), g.get("Precedence"), g.get("RoleArn"))
+        for g in cognito.list_groups(UserPoolId=pool_id)["Groups"]
+    }
+
+
+# --- tests --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    yield from make_world(users=10)
+
+
+def test_new_pool_recreates_the_configuration_and_defers_what_could_send_messages(world: World) -> None:
+    cognito = world.cognito
+    reader = backup_pool(world)
+    config = reader.config()
+    # What a production pool would carry: triggers and auto-verification must wait until after the users.
+    config["pool"]["AutoVerifiedAttributes"] = ["email"]
+    config["pool"]["LambdaConfig"] = {"PreSignUp": "arn:aws:lambda:us-east-1:123456789012:function:pre"}
+    result = restore_pool_config(cognito, config, source=source_of(reader), new_pool_name="restored")
+
+    assert result.created
+    pool = cognito.describe_user_pool(UserPoolId=result.pool_id)["UserPool"]
+    assert pool["Name"] == "restored"
+    assert pool["UserPoolTags"] == {"purpose": "cognito-backuper-demo", RESTORE_TAG: source_of(reader)}
+    assert pool["Policies"]["PasswordPolicy"]["MinimumLength"] == 12
+    assert {a["Name"] for a in pool["SchemaAttributes"]} >= {
+        "custom:tenant_id",
+        "custom:plan",
+        "custom:seats",
+    }
+    assert not pool.get("AutoVerifiedAttributes")
+    assert not pool.get("LambdaConfig")
+    assert groups_of(cognito, result.pool_id) == groups_of(cognito, world.pool.pool_id)
+    assert (result.groups_created, result.groups_existing) == (5, 0)
+    assert client_names(cognito, result.pool_id) == sorted(["demo-web", "demo-backend", TEMP_CLIENT_NAME])
+    assert result.app_clients_created == 2
+    old_clients = {c["ClientName"]: c for c in config["appClients"]}
+    assert set(result.client_id_map) == {c["ClientId"] for c in old_clients.values()}
+    backend_id = result.client_id_map[old_clients["demo-backend"]["ClientId"]]
+    described = cognito.describe_user_pool_client(UserPoolId=result.pool_id, ClientId=backend_id)
+    assert described["UserPoolClient"].get("ClientSecret")  # hadSecret -> a new secret
+    assert (
+        described["UserPoolClient"]["ExplicitAuthFlows"] == old_clients["demo-backend"]["ExplicitAuthFlows"]
+    )
+    # The source pool still owns its domain prefix: reported, not stolen.
+    assert result.domain is None
+    assert any(c.startswith(f"domain {config['domain']['Domain']}") for c in result.conflicts)
+    assert result.temp_client_id is not None
+
+    finalize_new_pool(cognito, result.pool_id, config, result.temp_client_id)
+    pool = cognito.describe_user_pool(UserPoolId=result.pool_id)["UserPool"]
+    assert pool["AutoVerifiedAttributes"] == ["email"]
+    assert pool["LambdaConfig"] == config["pool"]["LambdaConfig"]
+    assert pool["Policies"]["PasswordPolicy"]["MinimumLength"] == 12  # not reset by UpdateUserPool
+    assert pool["UserPoolTags"][RESTORE_TAG] == source_of(reader)
+    assert TEMP_CLIENT_NAME not in client_names(cognito, result.pool_id)
+    finalize_new_pool(cognito, result.pool_id, config, result.temp_client_id)  # a retried finalize is fine
+
+
+def test_rerun_reuses_the_pool_it_created(world: World) -> None:
+    cognito = world.cognito
+    reader = backup_pool(world)
+    config = reader.config()
+    first = restore_pool_config(cognito, config, source=source_of(reader), new_pool_name="restored")
+    again = restore_pool_config(cognito, config, source=source_of(reader), new_pool_name="restored")
+    assert again.pool_id == first.pool_id
+    assert not again.created
+    assert pool_names(cognito).count("restored") == 1
+    assert (again.groups_created, again.groups_existing, again.app_clients_created) == (0, 5, 0)
+    assert again.client_id_map == first.client_id_map
+    assert again.temp_client_id == first.temp_client_id
+    assert client_names(cognito, first.pool_id).count(TEMP_CLIENT_NAME) == 1
+
+
+def test_a_foreign_pool_with_the_same_name_is_never_reused(world: World) -> None:
+    cognito = world.cognito
+    reader = backup_pool(world)
+    cognito.create_user_pool(PoolName="taken")
+    with pytest.raises(InvalidRequest, match="already exists"):
+        restore_pool_config(cognito, reader.config(), source=source_of(reader), new_pool_name="taken")
+    assert pool_names(cognito).count("taken") == 1
+
+
+def test_merge_adds_what_is_missing_and_reports_what_differs(world: World) -> None:
+    cognito = world.cognito
+    pool_id = world.pool.pool_id
+    reader = backup_pool(world)
+    config = reader.config()
+    cognito.delete_group(UserPoolId=pool_id, GroupName="billing")
+    cognito.update_group(UserPoolId=pool_id, GroupName="editors", Description="Changed since", Precedence=11)
+    config["pool"]["SchemaAttributes"].append(
+        {"Name": "custom:region", "AttributeDataType": "String", "Mutable": True, "Required": False}
+    )
+    before = groups_of(cognito, pool_id)
+
+    result = restore_pool_config(cognito, config, source=source_of(reader), target_pool_id=pool_id)
+
+    assert not result.created
+    assert (result.groups_created, result.groups_existing) == (1, 4)
+    assert result.conflicts == ["group editors: description, precedence differ; left unchanged"]
+    after = groups_of(cognito, pool_id)
+    assert after["editors"] == before["editors"]  # never overwritten
+    assert after["billing"] == ("Sees invoices and plans", 30, None)
+    names = {
+        a["Name"] for a in cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"]["SchemaAttributes"]
+    }
+    assert "custom:region" in names
+    assert result.app_clients_created == 0
+    assert client_names(cognito, pool_id) == ["demo-backend", "demo-web"]
+    assert result.temp_client_id is None  # an existing pool may send codes on SignUp
+    assert result.domain == config["domain"]["Domain"]
+
+
+def test_selective_groups_into_an_existing_pool_touch_nothing_else(world: World) -> None:
+    cognito = world.cognito
+    reader = backup_pool(world)
+    target = cognito.create_user_pool(PoolName="empty")["UserPool"]["Id"]
+    result = restore_pool_config(
+        cognito, reader.config(), source=source_of(reader), target_pool_id=target, groups={"admins"}
+    )
+    assert (result.groups_created, result.app_clients_created, result.domain) == (1, 0, None)
+    assert list(groups_of(cognito, target)) == ["admins"]
+    assert client_names(cognito, target) == []
+    with pytest.raises(InvalidRequest, match="not in the backup"):
+        restore_pool_config(
+            cognito, reader.config(), source=source_of(reader), target_pool_id=target, groups={"nope"}
+        )
+
+
+def test_a_free_domain_is_recreated(world: World) -> None:
+    cognito = world.cognito
+    reader = backup_pool(world)
+    config = reader.config()
+    cognito.delete_user_pool_domain(Domain=config["domain"]["Domain"], UserPoolId=world.pool.pool_id)
+    result = restore_pool_config(cognito, config, source=source_of(reader), new_pool_name="restored")
+    assert result.domain == config["domain"]["Domain"]
+    assert result.conflicts == []
+    owner = cognito.describe_user_pool_domain(Domain=result.domain)["DomainDescription"]["UserPoolId"]
+    assert owner == result.pool_id
+
+
+def test_target_and_new_name_are_exclusive(world: World) -> None:
+    reader = backup_pool(world)
+    with pytest.raises(InvalidRequest):
+        restore_pool_config(world.cognito, reader.config(), source=source_of(reader))
+    with pytest.raises(InvalidRequest):
+        restore_pool_config(
+            world.cognito, reader.config(), source="x/y", target_pool_id=world.pool.pool_id, new_pool_name="n"
+        )
