@@ -297,7 +297,9 @@ def test_a_free_domain_is_recreated(world: World) -> None:
     result = restore_pool_config(cognito, config, source=source_of(reader), new_pool_name="restored")
     assert result.domain == config["domain"]["Domain"]
     assert result.conflicts == []
-    owner = cognito.describe_user_pool_domain(Domain=result.domain)["DomainDescription"]["UserPoolId"]
+    owner = cognito.describe_user_pool_domain(Domain=config["domain"]["Domain"])["DomainDescription"][
+        "UserPoolId"
+    ]
     assert owner == result.pool_id
 
 
