@@ -32,3 +32,8 @@ def logger(name: str) -> logging.Logger:
     if "LOG_LEVEL" in os.environ:  # set by the CDK app; the CLI decides through its own root logger
         log.setLevel(os.environ["LOG_LEVEL"])
     return log
+
+
+# Set by the local engine when it serves its Step Functions API on loopback: approval requests record it so that
+# `approve`/`reject` in another process can reach the waiting execution. Unset on AWS.
+ENGINE_ENDPOINT_ENV = "COGNITO_BACKUPER_ENGINE_ENDPOINT"

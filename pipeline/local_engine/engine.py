@@ -37,6 +37,8 @@ import botocore.exceptions
 from pipeline import task_names
 from pipeline.aws import default_clients, json_safe
 from pipeline.errors import EngineError, RegionMissing
+from pipeline.lambda_runtime import ENGINE_ENDPOINT_ENV
+from pipeline.local_engine import sfn_compat
 from pipeline.local_engine.lambda_endpoint import DEFAULT_TIMEOUT_S, Handler, LambdaEndpoint, task_registry
 from pipeline.local_engine.quiet import interpreter_logs_demoted
 
@@ -100,6 +102,7 @@ class LocalEngine:
         self._sfn: SFNClient | None = None
         self._endpoint: LambdaEndpoint | None = None
         self._started: list[str] = []
+        self._api_url: str | None = None
         self.region = ""
         self.account = ""
 
@@ -124,6 +127,7 @@ class LocalEngine:
             stack.enter_context(endpoint)
             stack.enter_context(_patched_env({"AWS_ENDPOINT_URL_LAMBDA": endpoint.url}))
             stack.enter_context(mock_aws(config=self._mock_config(endpoint.url)))
+            sfn_compat.install()
             # Task clients are cached per process: create them inside this mock, never reuse them after it.
             default_clients.cache_clear()
             stack.callback(default_clients.cache_clear)
@@ -168,8 +172,12 @@ class LocalEngine:
             env["AWS_DEFAULT_REGION"] = self.region
             if "AWS_REGION" in os.environ:
                 env["AWS_REGION"] = self.region
-        elif self._requested_region:
-            env["AWS_DEFAULT_REGION"] = self.region
+        else:
+            if self._requested_region:
+                env["AWS_DEFAULT_REGION"] = self.region
+            # The interpreter's own Step Functions client (states:startExecution.sync) must reach the in-process
+            # mock even when AWS_ENDPOINT_URL sends every other service elsewhere.
+            env["AWS_ENDPOINT_URL_STEPFUNCTIONS"] = f"https://states.{self.region}.amazonaws.com"
         return env
 
     def _mock_config(self, endpoint_url: str) -> DefaultConfig:
@@ -185,6 +193,29 @@ class LocalEngine:
                 "mock_credentials": self.embedded,
             },
         }
+
+    def serve_api(self) -> str:
+        """Expose this engine's Step Functions on loopback, for a decision sent from another process.
+
+        ``approve`` and ``reject`` run elsewhere; they find this URL in the approval request and send the task token
+        there. The server shares the in-process backends, so it sees the waiting execution. Stopped on exit.
+        """
+        if self._stack is None:
+            raise EngineError("the engine is not running")
+        if self._api_url is None:
+            from moto.server import ThreadedMotoServer
+
+            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            server.start()
+            host, port = server.get_host_and_port()
+            self._api_url = f"http://{host}:{port}"
+            self._stack.callback(self._stop_api, server)
+            self._stack.enter_context(_patched_env({ENGINE_ENDPOINT_ENV: self._api_url}))
+        return self._api_url
+
+    def _stop_api(self, server: Any) -> None:
+        server.stop()
+        self._api_url = None
 
     def _make_sfn_client(self) -> SFNClient:
         # Explicit endpoint and credentials: this client only ever talks to the in-process mock.
