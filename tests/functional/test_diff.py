@@ -60,7 +60,8 @@ def test_each_kind_of_difference_is_found(world: World) -> None:
     assert report.memberships_missing == [(membership["group"], membership["username"])]
     assert report.users_extra == ["newcomer"]
     assert report.group_setting_differences == ["viewers: precedence"]
-    assert report.users_missing == report.status_differences == report.memberships_extra == []
+    assert report.users_missing == report.status_differences == []
+    assert report.memberships_extra == []
     assert not report.identical
     counts = report.counts()
     assert (counts["attribute_differences"], counts["users_extra"], counts["users_compared"]) == (
