@@ -133,7 +133,7 @@ def decision_key(request_id: str) -> str:
     return f"{APPROVALS_PREFIX}/{check_request_id(request_id)}/{DECISION_NAME}"
 
 
-def _context(request_id: str, name: str) -> dict[str, str]:
+def approval_context(request_id: str, name: str) -> dict[str, str]:
     return {"app": APP, "approval": request_id, "object": name}
 
 
@@ -175,7 +175,7 @@ def open_request(sink: AuditSink, request: ApprovalRequest, task_token: str) -> 
     )
     document = {"request": descriptor, "taskToken": task_token}
     put_document(
-        sink, request_key(request_id), document, _context(request_id, REQUEST_NAME), create_only=False
+        sink, request_key(request_id), document, approval_context(request_id, REQUEST_NAME), create_only=False
     )
     _notify(sink, request)
 
@@ -260,7 +260,11 @@ def decide(
     }
     try:
         put_document(
-            sink, decision_key(request_id), decision, _context(request_id, DECISION_NAME), create_only=True
+            sink,
+            decision_key(request_id),
+            decision,
+            approval_context(request_id, DECISION_NAME),
+            create_only=True,
         )
     except AuditRecordExists as exc:  # a concurrent decision won the race
         raise ApprovalAlreadyDecided(f"approval request {request_id} was already decided") from exc
@@ -291,9 +295,10 @@ def confirm_approval(sink: AuditSink, request_id: str, approval_output: Mapping[
     """Check that the token's output matches the sealed decision; the decision, not the output, is trusted."""
     request, _ = load(sink, request_id)
     decision = _stored_decision(sink, request_id)
-    actor = str(approval_output.get("approvedBy") or "unknown")
+    # Whoever sent the output is unknown here: the refusal's actor is this task's own identity, the claim a detail.
+    claimed = str(approval_output.get("approvedBy") or "")
     if decision is None:
-        _refuse(sink, request_id, actor, "no-recorded-decision")
+        _refuse(sink, request_id, caller_arn(sink.clients), "no-recorded-decision", claimedApprover=claimed)
         raise TamperedError(f"approval of {request_id} has no recorded decision: it did not come from decide")
     decided_by = str(decision.get("decidedBy") or "")
     if (
@@ -303,10 +308,16 @@ def confirm_approval(sink: AuditSink, request_id: str, approval_output: Mapping[
         or approval_output.get("approvedBy") != decided_by
         or approval_output.get("requestId", request_id) != request_id
     ):
-        _refuse(sink, request_id, actor, "output-does-not-match-decision")
+        _refuse(
+            sink,
+            request_id,
+            caller_arn(sink.clients),
+            "output-does-not-match-decision",
+            claimedApprover=claimed,
+        )
         raise TamperedError(f"the approval received for {request_id} does not match its recorded decision")
     if same_principal(decided_by, request.requested_by):
-        _refuse(sink, request_id, decided_by, "self-approval")
+        _refuse(sink, request_id, caller_arn(sink.clients), "self-approval", claimedApprover=decided_by)
         raise SelfApprovalRefused(f"the requester of {request_id} cannot approve it")
     return {"approvedBy": decided_by, "approvedAt": decision["decidedAt"], "requestId": request_id}
 
@@ -410,9 +421,13 @@ def _public(decision: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _refuse(sink: AuditSink, request_id: str, actor: str, reason: str) -> None:
+def _refuse(sink: AuditSink, request_id: str, actor: str, reason: str, **details: Any) -> None:
     audit.record(
-        sink, "approval.refused", request_id, actor=actor, details={"requestId": request_id, "reason": reason}
+        sink,
+        "approval.refused",
+        request_id,
+        actor=actor,
+        details={"requestId": request_id, "reason": reason, **details},
     )
 
 
@@ -420,14 +435,14 @@ def _stored_request(sink: AuditSink, request_id: str) -> dict[str, Any] | None:
     key = request_key(request_id)
     if not audit.exists(sink, key):
         return None
-    return get_document(sink, key, _context(request_id, REQUEST_NAME))
+    return get_document(sink, key, approval_context(request_id, REQUEST_NAME))
 
 
 def _stored_decision(sink: AuditSink, request_id: str) -> dict[str, Any] | None:
     key = decision_key(request_id)
     if not audit.exists(sink, key):
         return None
-    document = get_document(sink, key, _context(request_id, DECISION_NAME))
+    document = get_document(sink, key, approval_context(request_id, DECISION_NAME))
     if document.get("requestId") != request_id or not isinstance(document.get("approved"), bool):
         raise TamperedError(f"decision for {request_id} does not match its key")
     return document

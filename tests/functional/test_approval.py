@@ -407,9 +407,10 @@ def test_confirm_detects_a_forged_output(env: Env) -> None:
             env.sink, rid, {"approved": True, "approvedBy": env.bob, "requestId": new_request_id()}
         )
     refused = [r for r in read_records(env.sink, subject_id=rid) if r["event"] == "approval.refused"]
-    assert [(r["actor"], r["details"]["reason"]) for r in refused] == [
-        (mallory, "output-does-not-match-decision"),
-        (env.bob, "output-does-not-match-decision"),
+    task = caller_arn(env.sink.clients)  # the claim is not authenticated: the actor is the checking task
+    assert [(r["actor"], r["details"]["reason"], r["details"]["claimedApprover"]) for r in refused] == [
+        (task, "output-does-not-match-decision", mallory),
+        (task, "output-does-not-match-decision", env.bob),
     ]
 
 
@@ -438,11 +439,17 @@ def test_confirm_refuses_a_self_approved_decision(env: Env) -> None:
             "decidedBy": env.alice,
             "decidedAt": "x",
         },
-        approval._context(rid, approval.DECISION_NAME),
+        approval.approval_context(rid, approval.DECISION_NAME),
         create_only=True,
     )
     with pytest.raises(SelfApprovalRefused):
         confirm_approval(env.sink, rid, {"approved": True, "approvedBy": env.alice, "requestId": rid})
+    last = read_records(env.sink, subject_id=rid)[-1]
+    assert (last["event"], last["details"]["reason"], last["details"]["claimedApprover"]) == (
+        "approval.refused",
+        "self-approval",
+        env.alice,
+    )
 
 
 def test_retry_with_new_token_replaces_it_until_decided(env: Env) -> None:
