@@ -100,3 +100,97 @@ class ShardState(TypedDict):
     job: PoolJob
     shard: str
     cursor: UserCursor
+
+
+# --- restore ------------------------------------------------------------------------------------------------------
+
+
+class RestoreTarget(TypedDict):
+    mode: str  # "existing" | "new"
+    poolId: str | None
+    poolName: str | None
+
+
+class RestoreRequestEvent(TypedDict):
+    """ValidateRequest's input: the execution input plus the settings the ASL injects.
+
+    A selective restore's usernames never travel in a payload: ``selectionKey`` names a sealed S3 object.
+    """
+
+    backupUri: str
+    targetPoolId: str | None
+    newPoolName: str | None
+    selectionKey: str | None
+    requestedBy: str
+    approvalTimeoutSeconds: int
+    executionArn: str
+    settings: Storage
+
+
+class RestoreRequest(TypedDict):
+    requestId: str
+    backupUri: str
+    settings: Storage
+    target: RestoreTarget
+    shards: list[str]
+    selectionKey: str | None  # the resolved selection (users and groups), sealed in the restore's workspace
+    requestedBy: str
+    approvalTimeoutSeconds: int
+    executionArn: str
+    backupUsers: int
+    backupMemberships: int
+    selectedUsers: int | None
+
+
+class TargetPool(TypedDict):
+    """RestorePoolConfig's result: where users go, and what the configuration step did (counts only)."""
+
+    poolId: str
+    created: bool
+    groupsCreated: int
+    conflicts: int
+    tempClientId: str | None
+
+
+class RestoreCursor(TypedDict):
+    part: int
+    offset: int
+    created: int
+    existing: int
+    skipped: int
+    failed: int
+    done: bool
+
+
+class MembershipRestoreCursor(TypedDict):
+    part: int
+    offset: int
+    added: int
+    existing: int
+    skipped: int
+    done: bool
+
+
+class RestoreShardResult(TypedDict):
+    shard: str
+    created: int
+    existing: int
+    skipped: int
+    failed: int
+    done: bool
+
+
+class RestoreVerification(TypedDict):
+    passed: bool
+    usersCompared: int
+    differences: dict[str, int]
+
+
+class RestoreReportSummary(TypedDict):
+    reportKey: str
+    passed: bool
+    created: int
+    existing: int
+    skipped: int
+    failed: int
+    membershipsAdded: int

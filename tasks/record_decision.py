@@ -1,0 +1,13 @@
+"""RecordDecision: confirms an approval against its sealed record, or audits a rejection or expiry."""
+
+from typing import Any
+
+from pipeline import restore
+from pipeline.aws import default_clients
+from pipeline.lambda_runtime import LambdaContext
+
+
+def handler(event: dict[str, Any], context: LambdaContext | None = None) -> dict[str, Any]:
+    return restore.record_decision(
+        default_clients(), event["request"], event["decision"], event.get("approval")
+    )

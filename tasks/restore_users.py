@@ -1,0 +1,19 @@
+"""RestoreUsers: one slice of one backup part per invocation; returns the cursor the Choice loops on."""
+
+from typing import Any
+
+from pipeline import restore
+from pipeline.aws import default_clients
+from pipeline.contracts import RestoreCursor
+from pipeline.lambda_runtime import LambdaContext, time_budget
+
+
+def handler(event: dict[str, Any], context: LambdaContext | None = None) -> RestoreCursor:
+    return restore.restore_users(
+        default_clients(),
+        event["request"],
+        event["target"],
+        event["shard"],
+        event["cursor"],
+        budget_s=time_budget(context),
+    )
