@@ -184,6 +184,8 @@ def _pool_settings(pool: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _find_restored_pool(cognito: CognitoIdentityProviderClient, name: str, source: str) -> str | None:
+    """The pool an earlier run of this restore created, found by name and tag; None when there is none yet."""
+    foreign = []
     for summary in _pages(cognito.list_user_pools, "UserPools", MaxResults=PAGE):
         if summary.get("Name") != name:
             continue
@@ -191,8 +193,11 @@ def _find_restored_pool(cognito: CognitoIdentityProviderClient, name: str, sourc
         tags = describe_pool(cognito, pool_id).get("UserPoolTags") or {}
         if tags.get(RESTORE_TAG) == source:
             return pool_id
+        foreign.append(pool_id)
+    if foreign:
+        # Pool names are not unique in Cognito, but a second pool of the same name would confuse everyone.
         raise InvalidRequest(
-            f"a user pool named {name!r} already exists ({pool_id}) and is not a restore of {source}: "
+            f"a user pool named {name!r} already exists ({', '.join(foreign)}) and is not a restore of {source}: "
             "choose another name, or restore into that pool explicitly"
         )
     return None
