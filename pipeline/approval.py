@@ -53,7 +53,6 @@ from pipeline.errors import (
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
-APPROVALS_PREFIX = "approvals"
 REQUEST_NAME = "request.bin"
 DECISION_NAME = "decision.bin"
 REJECTED_ERROR = "ApprovalRejected"  # the errorType the restore ASL's Catch matches
@@ -125,12 +124,12 @@ class ApprovalRequest:
         return (now or dt.datetime.now(dt.UTC)) >= _parse_time(self.expires_at, "expiresAt")
 
 
-def request_key(request_id: str) -> str:
-    return f"{APPROVALS_PREFIX}/{check_request_id(request_id)}/{REQUEST_NAME}"
+def request_key(sink: AuditSink, request_id: str) -> str:
+    return f"{sink.approvals_root}{check_request_id(request_id)}/{REQUEST_NAME}"
 
 
-def decision_key(request_id: str) -> str:
-    return f"{APPROVALS_PREFIX}/{check_request_id(request_id)}/{DECISION_NAME}"
+def decision_key(sink: AuditSink, request_id: str) -> str:
+    return f"{sink.approvals_root}{check_request_id(request_id)}/{DECISION_NAME}"
 
 
 def approval_context(request_id: str, name: str) -> dict[str, str]:
@@ -146,7 +145,7 @@ def open_request(sink: AuditSink, request: ApprovalRequest, task_token: str) -> 
     request_id = check_request_id(request.request_id)
     if not task_token:
         raise InvalidRequest("an approval request needs a task token")
-    if audit.exists(sink, decision_key(request_id)):
+    if audit.exists(sink, decision_key(sink, request_id)):
         raise ApprovalAlreadyDecided(f"approval request {request_id} was already decided")
     descriptor = request.to_dict()
     previous = _stored_request(sink, request_id)
@@ -175,7 +174,11 @@ def open_request(sink: AuditSink, request: ApprovalRequest, task_token: str) -> 
     )
     document = {"request": descriptor, "taskToken": task_token}
     put_document(
-        sink, request_key(request_id), document, approval_context(request_id, REQUEST_NAME), create_only=False
+        sink,
+        request_key(sink, request_id),
+        document,
+        approval_context(request_id, REQUEST_NAME),
+        create_only=False,
     )
     _notify(sink, request)
 
@@ -199,10 +202,10 @@ def pending(sink: AuditSink, now: dt.datetime | None = None) -> list[ApprovalReq
     """Requests with no decision that have not expired, oldest first."""
     now = now or dt.datetime.now(dt.UTC)
     names: dict[str, set[str]] = {}
-    for key in audit.list_keys(sink, f"{APPROVALS_PREFIX}/"):
-        parts = key.split("/")
-        if len(parts) == 3 and _REQUEST_ID.match(parts[1]):
-            names.setdefault(parts[1], set()).add(parts[2])
+    for key in audit.list_keys(sink, sink.approvals_root):
+        parts = key[len(sink.approvals_root) :].split("/")
+        if len(parts) == 2 and _REQUEST_ID.match(parts[0]):
+            names.setdefault(parts[0], set()).add(parts[1])
     waiting: list[ApprovalRequest] = []
     for request_id, objects in names.items():
         if REQUEST_NAME not in objects or DECISION_NAME in objects:
@@ -261,7 +264,7 @@ def decide(
     try:
         put_document(
             sink,
-            decision_key(request_id),
+            decision_key(sink, request_id),
             decision,
             approval_context(request_id, DECISION_NAME),
             create_only=True,
@@ -432,14 +435,14 @@ def _refuse(sink: AuditSink, request_id: str, actor: str, reason: str, **details
 
 
 def _stored_request(sink: AuditSink, request_id: str) -> dict[str, Any] | None:
-    key = request_key(request_id)
+    key = request_key(sink, request_id)
     if not audit.exists(sink, key):
         return None
     return get_document(sink, key, approval_context(request_id, REQUEST_NAME))
 
 
 def _stored_decision(sink: AuditSink, request_id: str) -> dict[str, Any] | None:
-    key = decision_key(request_id)
+    key = decision_key(sink, request_id)
     if not audit.exists(sink, key):
         return None
     document = get_document(sink, key, approval_context(request_id, DECISION_NAME))

@@ -75,10 +75,15 @@ class AuditSink:
     bucket: str
     kms_key_arn: str
     prefix: str = "audit"
+    approvals_prefix: str = "approvals"  # pipeline.approval keeps requests and decisions here
 
     @property
     def root(self) -> str:
         return self.prefix.strip("/") + "/"
+
+    @property
+    def approvals_root(self) -> str:
+        return self.approvals_prefix.strip("/") + "/"
 
 
 def audit_context(key: str) -> dict[str, str]:

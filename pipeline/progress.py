@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 _ENTERED = "StateEntered"
 _EXITED = "StateExited"
@@ -84,12 +84,18 @@ class BackupProgress:
         )
 
 
+class Tracker(Protocol):
+    def update(self, event: dict[str, Any]) -> None: ...
+
+    def line(self, elapsed_s: float) -> str: ...
+
+
 class ProgressPrinter:
     """Renders a tracker on stderr: one rewritten line on a terminal, a line every few seconds otherwise."""
 
     def __init__(
         self,
-        tracker: BackupProgress,
+        tracker: Tracker,
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
         quiet: bool = False,
@@ -125,3 +131,69 @@ class ProgressPrinter:
         if self._tty:
             self.stream.write("\n")
         self.stream.flush()
+
+
+@dataclass
+class RestoreProgress:
+    """What a restore is doing: which states run, whether it waits for approval, users and memberships so far."""
+
+    active: Counter[str] = field(default_factory=Counter)
+    request_id: str | None = None
+    target_pool: str | None = None
+    snapshot_uri: str | None = None
+    shards_total: int = 0
+    shards_done: set[str] = field(default_factory=set)
+    users: dict[str, dict[str, int]] = field(default_factory=dict)
+    memberships_added: int = 0
+    on_request: Callable[[str], None] | None = None
+    events: int = 0
+
+    def update(self, event: dict[str, Any]) -> None:
+        self.events += 1
+        kind = str(event.get("type", ""))
+        if kind.endswith(_ENTERED):
+            self.active[(event.get("stateEnteredEventDetails") or {}).get("name", "")] += 1
+            return
+        if not kind.endswith(_EXITED):
+            return
+        name = (event.get("stateExitedEventDetails") or {}).get("name", "")
+        if self.active[name] > 0:
+            self.active[name] -= 1
+        out = _output(event)
+        if not isinstance(out, dict):
+            return
+        if name == "ValidateRequest" and isinstance(out.get("request"), dict):
+            self.request_id = str(out["request"].get("requestId"))
+            self.shards_total = len(out["request"].get("shards") or [])
+            if self.on_request is not None:
+                self.on_request(self.request_id)
+        elif name == "PreRestoreSnapshot":
+            backups = (out.get("snapshot") or {}).get("backups") or []
+            self.snapshot_uri = str(backups[0]["uri"]) if backups else None
+        elif name == "RestorePoolConfig":
+            self.target_pool = str((out.get("target") or {}).get("poolId"))
+        elif name == "RestoreUsers":
+            cursor = out.get("cursor") or {}
+            shard = str(out.get("shard", ""))
+            self.users[shard] = {
+                k: int(cursor.get(k, 0)) for k in ("created", "existing", "skipped", "failed")
+            }
+            if cursor.get("done"):
+                self.shards_done.add(shard)
+        elif name == "RestoreMemberships":
+            self.memberships_added = int((out.get("memberships") or {}).get("added", 0))
+
+    def total(self, key: str) -> int:
+        return sum(counts.get(key, 0) for counts in self.users.values())
+
+    def line(self, elapsed_s: float) -> str:
+        running = (
+            ", ".join(f"{n} x{c}" if c > 1 else n for n, c in sorted(self.active.items()) if c > 0) or "-"
+        )
+        waiting = " | WAITING FOR APPROVAL" if self.active["RequestApproval"] > 0 else ""
+        return (
+            f"[{elapsed_s:6.1f}s] running: {running}{waiting} | shards {len(self.shards_done)}/"
+            f"{self.shards_total or '?'} | users created {self.total('created'):,}, existing "
+            f"{self.total('existing'):,}, failed {self.total('failed'):,}"
+            f" | memberships added {self.memberships_added:,}"
+        )

@@ -114,29 +114,33 @@ def _target(clients: Clients, event: RestoreRequestEvent) -> dict[str, Any]:
     return {"mode": "new", "poolId": None, "poolName": name}
 
 
-def _resolve_selection(
-    clients: Clients, event: RestoreRequestEvent, reader: BackupReader
-) -> tuple[frozenset[str], frozenset[str]] | None:
+def resolve_selection(
+    reader: BackupReader, users: set[str], groups: set[str]
+) -> tuple[frozenset[str], frozenset[str]]:
     """Users named, plus the members of groups named; groups named, plus the groups of the users named."""
-    key = event.get("selectionKey")
-    if not key:
-        return None
-    settings = event["settings"]
-    sink = audit_sink(clients, settings)
-    doc = audit.get_document(sink, key, selection_context(key))
-    users, groups = set(doc.get("users") or []), set(doc.get("groups") or [])
     known_groups = {g["name"] for g in reader.config()["groups"]}
     if groups - known_groups:
         raise InvalidRequest(f"{len(groups - known_groups)} of the selected groups are not in the backup")
     known_users = {u["username"] for u in reader.users()}
     if users - known_users:
         raise InvalidRequest(f"{len(users - known_users)} of the selected users are not in the backup")
+    named_users, named_groups = set(users), set(groups)
     for m in reader.memberships():
-        if m["group"] in groups:
+        if m["group"] in named_groups:
             users.add(m["username"])
-        elif m["username"] in users:
+        if m["username"] in named_users:
             groups.add(m["group"])
     return frozenset(users), frozenset(groups)
+
+
+def _requested_selection(
+    clients: Clients, event: RestoreRequestEvent, reader: BackupReader
+) -> tuple[frozenset[str], frozenset[str]] | None:
+    key = event.get("selectionKey")
+    if not key:
+        return None
+    doc = audit.get_document(audit_sink(clients, event["settings"]), key, selection_context(key))
+    return resolve_selection(reader, set(doc.get("users") or []), set(doc.get("groups") or []))
 
 
 def validate_request(clients: Clients, event: RestoreRequestEvent) -> RestoreRequest:
@@ -167,7 +171,7 @@ def validate_request(clients: Clients, event: RestoreRequestEvent) -> RestoreReq
         "backupMemberships": report.memberships,
         "selectedUsers": None,
     }
-    selection = _resolve_selection(clients, event, reader)
+    selection = _requested_selection(clients, event, reader)
     if selection is not None:
         ws = workspace(request)
         key = ws.root + "selection.bin"

@@ -431,7 +431,7 @@ def test_confirm_refuses_a_self_approved_decision(env: Env) -> None:
     open_request(env.sink, request, TOKEN)
     put_document(
         env.sink,
-        approval.decision_key(rid),
+        approval.decision_key(env.sink, rid),
         {
             "requestId": rid,
             "decision": "approved",
