@@ -19,7 +19,7 @@ restore (see :func:`_finish_interrupted`). Outcomes and errors never carry attri
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -303,16 +303,18 @@ def restore_memberships(
     pool_id: str,
     memberships: Iterable[Mapping[str, str]],
     username_map: Mapping[str, str],
+    members_cache: MutableMapping[str, set[str] | None] | None = None,
 ) -> tuple[int, int, int]:
     """Add backed-up memberships ({"group", "username"}); returns (added, already there, skipped).
 
     Usernames go through ``username_map`` (old -> new; e-mail-username pools); unmapped ones are used as they
     are. A membership whose group or user is not in the pool is skipped and counted. Each group's current
     members are listed once (60 per call, cheaper than one add per existing membership on a re-run); this holds
-    the member names of the groups touched in memory.
+    the member names of the groups touched in memory. A caller restoring in chunks passes the same
+    ``members_cache`` to every call of one invocation, so each group is listed once, not once per chunk.
     """
     added = already = skipped = 0
-    current: dict[str, set[str] | None] = {}
+    current: MutableMapping[str, set[str] | None] = {} if members_cache is None else members_cache
     with pool_errors(pool_id):
         for membership in memberships:
             group = membership["group"]

@@ -260,6 +260,11 @@ def test_memberships_skip_missing_users_and_groups(world: World) -> None:
     ]
     assert restore_memberships(cognito, target, memberships, {}) == (1, 0, 2)
     assert restore_memberships(cognito, target, memberships, {}) == (0, 1, 2)
+    cache: dict[str, set[str] | None] = {}
+    assert restore_memberships(cognito, target, memberships[:1], {}, cache) == (0, 1, 0)
+    assert cache == {some["group"]: {some["username"]}}
+    assert restore_memberships(cognito, target, memberships[1:], {}, cache) == (0, 0, 2)
+    assert cache[some["group"]] == {some["username"]} and cache["no-such-group"] is None
     members = cognito.list_users_in_group(UserPoolId=target, GroupName=some["group"])["Users"]
     assert [m["Username"] for m in members] == [some["username"]]
     assert pool_id != target
