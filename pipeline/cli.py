@@ -289,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool-id", metavar="ID", help="only this pool")
     _add_output_flags(p)
     p.set_defaults(func=cmd_list)
+
+    from pipeline import cli_restore
+
+    cli_restore.register(sub, _add_output_flags, _preflight, _local_engine)
     return parser
 
 

@@ -330,10 +330,9 @@ def _id_maps(clients: Clients, request: RestoreRequest) -> Iterator[dict[str, An
             yield from store.get_sealed(clients, ws, item["Key"])
 
 
-def username_map(clients: Clients, request: RestoreRequest, target: TargetPool) -> dict[str, str]:
+def username_map(clients: Clients, request: RestoreRequest, reader: BackupReader) -> dict[str, str]:
     """Old to new usernames; only pools that sign in by e-mail or phone get new usernames."""
-    pool = cognito_read.describe_pool(clients.cognito, target["poolId"])
-    if not pool.get("UsernameAttributes"):
+    if not reader.config()["pool"].get("UsernameAttributes"):
         return {}
     return {m["old_username"]: m["new_username"] for m in _id_maps(clients, request) if m.get("new_username")}
 
@@ -352,7 +351,8 @@ def restore_memberships(
     reader = _reader(clients, request)
     parts = [o for o in reader.doc["objects"] if o["kind"] == "memberships"]
     selection = _load_selection(clients, request)
-    names = username_map(clients, request, target)
+    names = username_map(clients, request, reader)
+    members_cache: dict[str, set[str] | None] = {}
     counts = {"added": cursor["added"], "existing": cursor["existing"], "skipped": cursor["skipped"]}
     part, offset = cursor["part"], cursor["offset"]
     while part < len(parts) and clock() < deadline:
@@ -373,7 +373,7 @@ def restore_memberships(
             ]
             offset += MEMBERSHIP_CHUNK
             added, existing, skipped = user_restore.restore_memberships(
-                clients.cognito, target["poolId"], chunk, names
+                clients.cognito, target["poolId"], chunk, names, members_cache=members_cache
             )
             counts["added"] += added
             counts["existing"] += existing
@@ -406,7 +406,7 @@ def verify_restore(
         target["poolId"],
         users=selection.users,
         groups=selection.groups,
-        username_map=username_map(clients, request, target),
+        username_map=username_map(clients, request, reader),
         extra_allowed=request["target"]["mode"] == "existing",
     )
     ws = workspace(request)

@@ -74,6 +74,47 @@ def exit_code_for(error_name: str | None) -> int:
     return EXIT_FAILED
 
 
+def _storage_substitutions(storage: Storage) -> dict[str, str]:
+    return {
+        "BackupBucket": storage["bucket"],
+        "KmsKeyArn": storage["kmsKeyArn"],
+        "BackupPrefix": storage["prefix"],
+    }
+
+
+def _run(
+    engine: Engine, arn: str, payload: Mapping[str, Any], on_event: EventSink | None, timeout_s: float
+) -> Outcome:
+    started = time.monotonic()
+    execution = engine.start(arn, payload)
+    result = engine.follow(execution, on_event=on_event, timeout_s=timeout_s)
+    outcome = Outcome(
+        status=result.status,
+        execution_arn=execution,
+        duration_s=time.monotonic() - started,
+        output=result.output,
+        error=result.error,
+    )
+    if not outcome.succeeded:
+        outcome.message = failure_message(result.error, result.cause)
+    return outcome
+
+
+def run_restore(
+    engine: Engine,
+    *,
+    storage: Storage,
+    payload: Mapping[str, Any],
+    on_event: EventSink | None = None,
+    timeout_s: float,
+) -> Outcome:
+    """The restore state machine, whose PreRestoreSnapshot starts the backup state machine deployed beside it."""
+    substitutions = _storage_substitutions(storage)
+    backup_arn = engine.deploy("backup", substitutions)
+    arn = engine.deploy("restore", {**substitutions, "BackupStateMachineArn": backup_arn})
+    return _run(engine, arn, payload, on_event, timeout_s)
+
+
 def run_backup(
     engine: Engine,
     *,
@@ -83,36 +124,16 @@ def run_backup(
     on_event: EventSink | None = None,
     timeout_s: float = 3600.0,
 ) -> Outcome:
-    arn = engine.deploy(
-        "backup",
-        {
-            "BackupBucket": storage["bucket"],
-            "KmsKeyArn": storage["kmsKeyArn"],
-            "BackupPrefix": storage["prefix"],
-        },
-    )
-    started = time.monotonic()
-    execution = engine.start(arn, {"poolIds": pool_ids, "allPools": all_pools})
-    result = engine.follow(execution, on_event=on_event, timeout_s=timeout_s)
-    outcome = Outcome(
-        status=result.status,
-        execution_arn=execution,
-        duration_s=time.monotonic() - started,
-        output=result.output,
-        error=result.error,
-    )
+    arn = engine.deploy("backup", _storage_substitutions(storage))
+    outcome = _run(engine, arn, {"poolIds": pool_ids, "allPools": all_pools}, on_event, timeout_s)
     if outcome.succeeded:
-        out = result.output if isinstance(result.output, dict) else {}
+        out = outcome.output if isinstance(outcome.output, dict) else {}
         outcome.backups = [b for b in out.get("backups") or [] if b is not None]
         expected = None if all_pools else len(pool_ids)
-        if (
-            (expected is not None
-            and len(outcome.backups) != expected)
-            or not all(b.get("verified") for b in outcome.backups)
+        if (expected is not None and len(outcome.backups) != expected) or not all(
+            b.get("verified") for b in outcome.backups
         ):
             # A Map child that failed silently must not pass for a verified backup.
             outcome.status, outcome.error = "FAILED", "IncompleteBackup"
             outcome.message = "not every pool reported a verified backup"
-    else:
-        outcome.message = failure_message(result.error, result.cause)
     return outcome
