@@ -37,7 +37,7 @@ from pipeline.verify import verify_backup
 log = logger(__name__)
 
 Clock = Callable[[], float]
-MIN_APPROVAL_S, MAX_APPROVAL_S = 60, 7 * 24 * 3600
+MIN_APPROVAL_S, MAX_APPROVAL_S = 5, 7 * 24 * 3600
 MEMBERSHIP_CHUNK = 200
 _POOL_NAME = re.compile(r"^[\w\s+=,.@-]{1,128}$")
 SELECTION_CONTEXT_APP = "cognito-backuper"

@@ -38,7 +38,7 @@ from pipeline import task_names
 from pipeline.aws import default_clients, json_safe
 from pipeline.errors import EngineError, RegionMissing
 from pipeline.lambda_runtime import ENGINE_ENDPOINT_ENV
-from pipeline.local_engine import sfn_compat
+from pipeline.local_engine import moto_compat
 from pipeline.local_engine.lambda_endpoint import DEFAULT_TIMEOUT_S, Handler, LambdaEndpoint, task_registry
 from pipeline.local_engine.quiet import interpreter_logs_demoted
 
@@ -127,7 +127,7 @@ class LocalEngine:
             stack.enter_context(endpoint)
             stack.enter_context(_patched_env({"AWS_ENDPOINT_URL_LAMBDA": endpoint.url}))
             stack.enter_context(mock_aws(config=self._mock_config(endpoint.url)))
-            sfn_compat.install()
+            moto_compat.install()
             # Task clients are cached per process: create them inside this mock, never reuse them after it.
             default_clients.cache_clear()
             stack.callback(default_clients.cache_clear)

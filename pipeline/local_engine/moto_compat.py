@@ -1,16 +1,23 @@
-"""A compatibility shim for moto's Step Functions interpreter: the ``states:startExecution`` integrations.
+"""Compatibility shims for running the pipeline on moto in-process; each does what AWS does, nothing more.
 
-moto's port of the interpreter leaves request and response normalisation out for this integration: it calls
-botocore with the ASL's PascalCase parameters (``StateMachineArn``) where botocore's model is camelCase, and hands the
-camelCase responses to code that reads PascalCase (``ExecutionArn``). Step Functions itself does both conversions, so
-the shim does exactly that and nothing else; ``statemachines/restore.asl.json`` then runs unchanged here and on AWS.
+1. The ``states:startExecution`` integrations of moto's Step Functions interpreter. moto's port leaves request
+and response normalisation out for this integration: it calls botocore with the ASL's PascalCase parameters
+(``StateMachineArn``) where botocore's model is camelCase, and hands the camelCase responses to code that reads
+PascalCase (``ExecutionArn``). Step Functions itself does both conversions, so the shim does exactly that;
+``statemachines/restore.asl.json`` then runs unchanged here and on AWS.
+
+2. Thread safety of moto's Cognito emulation. Map states run tasks concurrently, and moto's Cognito backend
+iterates dictionaries that other requests modify ("OrderedDict mutated during iteration"). The service itself
+is safe under concurrent calls, so each emulated Cognito request is made atomic with one lock.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 _MARK = "_cognito_backuper_compat"
+_COGNITO_LOCK = threading.RLock()
 
 
 def _camel(key: str) -> str:
@@ -29,7 +36,29 @@ def _rename_keys(mapping: dict[str, Any], rename: Any) -> None:
 
 
 def install() -> None:
-    """Patch the interpreter's Step Functions integration once per process."""
+    """Both shims, once per process."""
+    _install_sfn_integration()
+    _install_cognito_lock()
+
+
+def _install_cognito_lock() -> None:
+    from moto.cognitoidp.responses import CognitoIdpResponse
+
+    cls: Any = CognitoIdpResponse
+    if getattr(cls, _MARK, False):
+        return
+    original = cls.call_action
+
+    def call_action(self: Any) -> Any:
+        with _COGNITO_LOCK:
+            return original(self)
+
+    cls.call_action = call_action
+    setattr(cls, _MARK, True)
+
+
+def _install_sfn_integration() -> None:
+    """Patch the interpreter's Step Functions integration."""
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_sfn as sfn_service,
     )
