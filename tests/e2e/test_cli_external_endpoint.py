@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
+import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from pipeline import demo, seed
+from pipeline import approval, demo, restore, seed, throttle
 from pipeline.aws import make_clients
 from pipeline.cli import main
 from pipeline.layout import parse_backup_uri
 
 pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -122,3 +129,76 @@ def test_no_region_and_no_credentials_are_one_line(
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     assert main(["list", "--bucket", "b"]) == 3
     assert "credentials" in capsys.readouterr().err
+
+
+def test_restore_waits_for_an_approval_given_from_another_process(
+    account: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    moto_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The requester's CLI waits; a second operator, in another process with other credentials, approves."""
+    monkeypatch.setenv(throttle.FRACTION_ENV, "1.0")
+    throttle.default_budget.cache_clear()
+    uri = _backup(account, capsys)
+    storage = {**account["storage"], "prefix": "nightly"}
+    iam = boto3.client("iam")
+    iam.create_user(UserName="second-operator")
+    key = iam.create_access_key(UserName="second-operator")["AccessKey"]
+    result: dict[str, int] = {}
+    argv = [
+        "restore",
+        "--backup",
+        uri,
+        "--new-pool",
+        "from-cli",
+        "--approval-timeout",
+        "300",
+        "--json",
+        "--quiet",
+    ]
+    waiter = threading.Thread(target=lambda: result.setdefault("code", main(argv)), daemon=True)
+    waiter.start()
+
+    sink = restore.audit_sink(account["clients"], storage)  # type: ignore[arg-type]
+    deadline = time.monotonic() + 120
+    while not (pending := approval.pending(sink)):
+        assert time.monotonic() < deadline, "no approval request within 120 s"
+        time.sleep(0.5)
+    request_id = pending[0].request_id
+
+    def cli(*args: str, access_key: str, secret: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret}
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.cli",
+                *args,
+                "--bucket",
+                storage["bucket"],
+                "--prefix",
+                "nightly",
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    own = cli("approve", request_id, access_key="testing", secret="testing")
+    assert own.returncode != 0
+    assert "cannot approve" in own.stderr and "Traceback" not in own.stderr
+    other = cli("approve", request_id, "--json", access_key=key["AccessKeyId"], secret=key["SecretAccessKey"])
+    assert other.returncode == 0, other.stderr
+    assert json.loads(other.stdout)["approvedBy"].endswith(":user/second-operator")
+
+    waiter.join(600)
+    assert result.get("code") == 0, capsys.readouterr().err
+    out = json.loads(capsys.readouterr().out)
+    assert out["requestId"] == request_id
+    assert out["verification"]["passed"] is True
+    assert out["report"]["created"] == account["pool"].users
+    throttle.default_budget.cache_clear()
