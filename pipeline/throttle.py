@@ -189,6 +189,8 @@ THROTTLE_CODES = frozenset(
 # Process-wide share of each quota taken by default; the rest stays free for the customer's own traffic.
 DEFAULT_FRACTION = 0.5
 FRACTION_ENV = "COGNITO_BACKUPER_QUOTA_FRACTION"
+# A ceiling in requests per second for every quota category, on top of the fraction.
+MAX_RPS_ENV = "COGNITO_BACKUPER_MAX_RPS"
 
 
 def category_of(operation_name: str) -> str:
@@ -363,7 +365,14 @@ def default_budget() -> RateBudget:
         fraction = float(raw) if raw else DEFAULT_FRACTION
     except ValueError as exc:
         raise InvalidRequest(f"{FRACTION_ENV} must be a number in (0, 1]") from exc
-    return RateBudget(fraction=fraction)
+    raw_cap = os.environ.get(MAX_RPS_ENV, "")
+    try:
+        max_rps = float(raw_cap) if raw_cap else None
+    except ValueError as exc:
+        raise InvalidRequest(f"{MAX_RPS_ENV} must be a positive number") from exc
+    if max_rps is not None and max_rps <= 0:
+        raise InvalidRequest(f"{MAX_RPS_ENV} must be a positive number")
+    return RateBudget(fraction=fraction, max_rps=max_rps)
 
 
 _POOL_CONTEXT_KEY = "cognito_backuper_pool_id"
