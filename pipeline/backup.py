@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 from pipeline import cognito_read, layout, manifest, pool_config, shards, store
 from pipeline.aws import Clients, error_code, sdk_errors
@@ -123,9 +123,19 @@ def capture_config(clients: Clients, job: PoolJob) -> PoolConfigSummary:
     }
 
 
-def plan(state: PoolState) -> ShardPlan:
+class ScaledShardPlan(ShardPlan):
+    """PlanShards's output: the shards, and whether they run as a distributed Map (the ShardsAtScale Choice)."""
+
+    distributed: bool
+
+
+def plan(state: PoolState) -> ScaledShardPlan:
+    """The ASL hands PlanShards the execution input as ``execution``, for the operator's optional threshold."""
     estimated = state["config"]["estimatedUsers"] if "config" in state else 0
-    return {"shards": shards.plan_shards(estimated)}
+    planned = shards.plan_shards(estimated)
+    execution = cast(Mapping[str, Any], state).get("execution")
+    threshold = execution.get(shards.THRESHOLD_INPUT_KEY) if isinstance(execution, Mapping) else None
+    return {"shards": planned, "distributed": shards.runs_distributed(len(planned), threshold)}
 
 
 def export_users(

@@ -16,6 +16,12 @@ SINGLE_SHARD_BELOW = 2_000
 # Below this many users 16 shards suffice; beyond it 256 keep each shard's listing short.
 SIXTEEN_SHARDS_BELOW = 500_000
 
+# From this many shards a pool's shards run as child executions of a distributed Map: the parent's history
+# and the inline Map's payloads stay small however many parts the shards write. 256 shards means >= 500k users.
+# Operators may lower it per execution with the input's "distributedShardThreshold".
+DISTRIBUTED_FROM_SHARDS = 256
+THRESHOLD_INPUT_KEY = "distributedShardThreshold"
+
 HEX_DIGITS = "0123456789abcdef"
 _PREFIX = re.compile(r"^[0-9a-f]{0,2}$")
 
@@ -27,6 +33,15 @@ def plan_shards(estimated_users: int) -> list[str]:
     if estimated_users < SIXTEEN_SHARDS_BELOW:
         return list(HEX_DIGITS)
     return [a + b for a in HEX_DIGITS for b in HEX_DIGITS]
+
+
+def runs_distributed(shard_count: int, threshold: object = None) -> bool:
+    """Whether ``shard_count`` shards take the distributed Map; ``threshold`` comes from the execution input."""
+    if threshold is None:
+        threshold = DISTRIBUTED_FROM_SHARDS
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        raise InvalidRequest(f"{THRESHOLD_INPUT_KEY} must be a positive whole number of shards")
+    return shard_count >= threshold
 
 
 def check_prefix(prefix: str) -> str:
