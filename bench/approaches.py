@@ -1,0 +1,417 @@
+"""The approaches compared, each driven against the same emulator and data.
+
+(a) this pipeline: the real ``pipeline.backup`` / ``pipeline.user_restore`` functions, one Lambda invocation per
+    call the state machine would make, shards in parallel on the virtual clock. S3 and KMS are in-memory
+    stand-ins that count requests; the encode (JSON Lines + gzip) and AES-256-GCM sealing are the real code.
+(b) the popular CLIs: one sequential ListUsers chain, then AdminListGroupsForUser per user.
+(c) the retired AWS reference solution: every call under one 10 calls/s cap; ListGroups, ListUsersInGroup per
+    group, then a sequential ListUsers chain.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from bench.emulator import CognitoClient, Emulator, Pool, global_limiter, pipeline_budget
+from bench.vclock import VirtualClock
+from pipeline import backup, cognito_read, shards, user_restore
+from pipeline.aws import Clients
+from pipeline.contracts import MembershipCursor, PoolJob, PoolState, ShardState, UserCursor
+from pipeline.restore import MEMBERSHIP_CHUNK
+
+INVOKE_OVERHEAD_S = 0.05  # assumed: one state transition plus a warm Lambda invoke
+S3_PUT_LATENCY_S = 0.05
+KMS_LATENCY_S = 0.01
+TASK_BUDGET_S = 300.0  # pipeline.lambda_runtime.MAX_SLICE_S: what a 15-minute ExportUsers task pages for
+REFERENCE_TPS = 10.0
+
+
+@dataclass
+class Run:
+    """What one approach did: virtual (Cognito-side) seconds, calls, and the client's CPU."""
+
+    approach: str
+    users: int
+    memberships: int
+    virtual_s: float
+    wall_s: float
+    client_cpu_s: float
+    calls: Counter[str]
+    throttled: int
+    invocations: Counter[str] = field(default_factory=Counter)
+    invocation_s: Counter[str] = field(default_factory=Counter)  # virtual seconds billed per task kind
+    s3_puts: int = 0
+    kms_calls: int = 0
+    stored_bytes: int = 0
+    extrapolated_from: int | None = None  # users actually run, when the numbers are scaled up
+    workers: int = 1
+    shards: int = 1
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+
+class _Storage:
+    """S3 PutObject and KMS GenerateDataKey stand-ins: latency on the virtual clock, requests counted."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.puts = 0
+        self.kms = 0
+        self.bytes = 0
+
+    def put_object(self, **kwargs: Any) -> dict[str, Any]:
+        self.puts += 1
+        self.bytes += len(kwargs["Body"])
+        self.clock.sleep(S3_PUT_LATENCY_S)
+        return {}
+
+    def generate_data_key(self, **_: Any) -> dict[str, Any]:
+        self.kms += 1
+        self.clock.sleep(KMS_LATENCY_S)
+        return {"Plaintext": os.urandom(32), "CiphertextBlob": os.urandom(184)}
+
+
+class _Measure:
+    """Virtual time, wall time and client CPU (process CPU minus the emulator's own) around a run."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+
+    def __enter__(self) -> _Measure:
+        self.v0, self.w0, self.c0 = self.emulator.clock.now(), time.perf_counter(), time.process_time()
+        self.s0 = self.emulator.server_cpu_s
+        self.calls0 = Counter(self.emulator.calls)
+        self.throttled0 = sum(self.emulator.throttled.values())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.virtual_s = self.emulator.clock.now() - self.v0
+        self.wall_s = time.perf_counter() - self.w0
+        self.cpu_s = time.process_time() - self.c0 - (self.emulator.server_cpu_s - self.s0)
+        self.calls = Counter(self.emulator.calls)
+        self.calls.subtract(self.calls0)
+        self.calls = +self.calls
+        self.throttled = sum(self.emulator.throttled.values()) - self.throttled0
+
+
+def _job(pool_id: str) -> PoolJob:
+    storage = {"bucket": "bench", "kmsKeyArn": "arn:aws:kms:us-east-1:111122223333:key/bench", "prefix": "b"}
+    return {"poolId": pool_id, "backupId": "20260101T000000Z-bench0", "storage": storage, "startedAt": ""}  # type: ignore[typeddict-item]
+
+
+class _Invoker:
+    """One Lambda invocation per call: the invoke overhead, and its billed (virtual) duration per task kind."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.count: Counter[str] = Counter()
+        self.seconds: Counter[str] = Counter()
+
+    def __call__(self, kind: str, fn: Callable[[], Any]) -> Any:
+        self.clock.sleep(INVOKE_OVERHEAD_S)
+        start = self.clock.now()
+        result = fn()
+        self.count[kind] += 1
+        self.seconds[kind] += self.clock.now() - start  # type: ignore[assignment]
+        return result
+
+
+def backup_pipeline(
+    emulator: Emulator,
+    pool_id: str,
+    *,
+    concurrency: int | None = None,
+    parallel_memberships: bool = False,
+    label: str = "a",
+) -> Run:
+    """(a): CapturePoolConfig, PlanShards, the ExportShards Map of ExportUsers loops, ExportGroupMemberships.
+
+    ``concurrency`` caps the Map (None: every shard at once). ``parallel_memberships`` is a what-if, not the
+    committed state machine: one member-listing worker per group, running alongside the shards.
+    """
+    clock = emulator.clock
+    budget = pipeline_budget(clock)
+    storage = _Storage(clock)
+    clients = Clients(
+        cognito=cast(Any, CognitoClient(emulator, budget=budget)),
+        s3=cast(Any, storage),
+        kms=cast(Any, storage),
+        sts=cast(Any, None),
+        region="us-east-1",
+    )
+    invoke = _Invoker(clock)
+    job = _job(pool_id)
+    with _Measure(emulator) as m:
+        state: PoolState = {"job": job}
+        state["config"] = invoke("CapturePoolConfig", lambda: backup.capture_config(clients, job))
+        state["plan"] = invoke("PlanShards", lambda: backup.plan(state))
+
+        def export_shard(shard: str) -> UserCursor:
+            cursor: UserCursor = {"part": 0, "nextToken": None, "users": 0, "done": False}
+            while not cursor["done"]:
+                shard_state: ShardState = {"job": job, "shard": shard, "cursor": cursor}
+                cursor = invoke(
+                    "ExportUsers",
+                    functools.partial(
+                        backup.export_users, clients, shard_state, TASK_BUDGET_S, clock=clock.now
+                    ),
+                )
+            return cursor
+
+        def export_memberships() -> MembershipCursor:
+            cursor: MembershipCursor | None = None
+            while cursor is None or not cursor["done"]:
+                if cursor is not None:
+                    state["memberships"] = cursor
+                cursor = invoke(
+                    "ExportGroupMemberships",
+                    lambda: backup.export_memberships(clients, state, TASK_BUDGET_S, clock=clock.now),
+                )
+            return cursor
+
+        def list_members(group: str) -> int:
+            count, token = 0, None
+            while True:
+                members, token = cognito_read.list_group_members_page(clients.cognito, pool_id, group, token)
+                count += len(members)
+                if token is None:
+                    return count
+
+        tasks: list[Callable[[], Any]] = [functools.partial(export_shard, s) for s in state["plan"]["shards"]]
+        if parallel_memberships:
+            groups = [g["name"] for g in cognito_read.list_groups(clients.cognito, pool_id)]
+            tasks += [functools.partial(list_members, g) for g in groups]
+            results = clock.run(tasks, concurrency)
+            memberships = sum(r for r in results[len(state["plan"]["shards"]) :])
+        else:
+            results = clock.run(tasks, concurrency)
+            memberships = clock.run([export_memberships])[0]["memberships"]
+        users = sum(r["users"] for r in results[: len(state["plan"]["shards"])])
+    return Run(
+        approach=label,
+        users=users,
+        memberships=memberships,
+        virtual_s=m.virtual_s,
+        wall_s=m.wall_s,
+        client_cpu_s=m.cpu_s,
+        calls=m.calls,
+        throttled=m.throttled,
+        invocations=invoke.count,
+        invocation_s=invoke.seconds,
+        s3_puts=storage.puts,
+        kms_calls=storage.kms,
+        stored_bytes=storage.bytes,
+        workers=min(len(tasks), concurrency or len(tasks)),
+        shards=len(state["plan"]["shards"]),
+    )
+
+
+def _scaled(run: Run, factor: float, ran_users: int) -> Run:
+    calls = Counter({k: round(v * factor) for k, v in run.calls.items()})
+    run.virtual_s *= factor
+    run.calls = calls
+    run.client_cpu_s *= factor
+    run.extrapolated_from = ran_users
+    return run
+
+
+def backup_cli(emulator: Emulator, pool_id: str, *, max_users: int | None = None) -> Run:
+    """(b): the CLIs' sequential chain, given the pipeline's rate budget (it is never throttled at this pace).
+
+    ``max_users`` stops after that many users and scales the numbers up linearly (labelled extrapolated).
+    """
+    client = CognitoClient(emulator, budget=pipeline_budget(emulator.clock))
+    total = len(emulator.pools[pool_id].names)
+    users = memberships = 0
+    written = 0
+    with _Measure(emulator) as m:
+        client.list_groups(UserPoolId=pool_id, Limit=60)
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"UserPoolId": pool_id, "Limit": 60}
+            if token:
+                kwargs["PaginationToken"] = token
+            page = client.list_users(**kwargs)
+            for item in page.get("Users", []):
+                record = cognito_read.user_record(item)
+                groups: list[str] = []
+                group_token: str | None = None
+                while True:
+                    gk: dict[str, Any] = {"UserPoolId": pool_id, "Username": item["Username"], "Limit": 60}
+                    if group_token:
+                        gk["NextToken"] = group_token
+                    answer = client.admin_list_groups_for_user(**gk)
+                    groups += [g["GroupName"] for g in answer.get("Groups", [])]
+                    group_token = answer.get("NextToken")
+                    if not group_token:
+                        break
+                record["groups"] = groups
+                written += len(json.dumps(record))  # the CLIs write plain JSON
+                users += 1
+                memberships += len(groups)
+            token = page.get("PaginationToken")
+            if not token or (max_users is not None and users >= max_users):
+                break
+    run = Run("b", users, memberships, m.virtual_s, m.wall_s, m.cpu_s, m.calls, m.throttled)
+    if users < total:
+        factor = total / users
+        run.users, run.memberships = total, emulator.pools[pool_id].memberships
+        return _scaled(run, factor, users)
+    return run
+
+
+def backup_reference(emulator: Emulator, pool_id: str) -> Run:
+    """(c): one global 10 calls/s cap; groups and their members, then every user, all sequential."""
+    client = CognitoClient(emulator, limiter=global_limiter(emulator.clock, REFERENCE_TPS))
+    users = memberships = 0
+    with _Measure(emulator) as m:
+        for group in cognito_read.list_groups(cast(Any, client), pool_id):
+            token: str | None = None
+            while True:
+                members, token = cognito_read.list_group_members_page(
+                    cast(Any, client), pool_id, group["name"], token
+                )
+                memberships += len(members)
+                if token is None:
+                    break
+        user_token: str | None = None
+        while True:
+            page = cognito_read.list_users_page(cast(Any, client), pool_id, token=user_token)
+            users += len(page.users)
+            user_token = page.next_token
+            if user_token is None:
+                break
+    return Run("c", users, memberships, m.virtual_s, m.wall_s, m.cpu_s, m.calls, m.throttled)
+
+
+# --- restore ------------------------------------------------------------------------------------------------------
+
+
+def _target_pool(emulator: Emulator, source: Pool, client: CognitoClient, target_id: str) -> None:
+    emulator.add_pool(Pool(target_id))
+    for name, group in sorted(source.groups.items()):
+        client.create_group(UserPoolId=target_id, GroupName=name, Precedence=group.precedence)
+
+
+def _membership_records(source: Pool) -> list[dict[str, str]]:
+    return [
+        {"group": name, "username": source.names[i]}
+        for name, group in sorted(source.groups.items())
+        for i in group.members
+    ]
+
+
+POLICY: Mapping[str, Any] = {"MinimumLength": 8, "RequireUppercase": True, "RequireLowercase": True}
+
+
+def restore_pipeline(
+    emulator: Emulator, source: Pool, target_id: str, *, concurrency: int | None = None, label: str = "a"
+) -> Run:
+    """(a): RestoreUsers per shard in parallel (one invocation per backup part), then RestoreMemberships."""
+    clock = emulator.clock
+    client = CognitoClient(emulator, budget=pipeline_budget(clock))
+    cognito = cast(Any, client)
+    invoke = _Invoker(clock)
+    plan = shards.plan_shards(len(source.names))
+    by_shard: dict[str, list[int]] = {s: [] for s in plan}
+    for i, sub in enumerate(source.subs):
+        by_shard["" if plan == [""] else sub[: len(plan[0])]].append(i)
+    outcomes: Counter[str] = Counter()
+    with _Measure(emulator) as m:
+        _target_pool(emulator, source, client, target_id)
+
+        def restore_part(indices: list[int]) -> Counter[str]:
+            done: Counter[str] = Counter()
+            for i in indices:
+                record = cognito_read.user_record(source.item(i))
+                outcome = user_restore.restore_user(
+                    cognito,
+                    target_id,
+                    record,
+                    username_attributes=[],
+                    password_policy=POLICY,
+                    temp_client_id=None,
+                )
+                done[outcome.result] += 1
+            return done
+
+        def restore_shard(indices: list[int]) -> Counter[str]:
+            done: Counter[str] = Counter()
+            for start in range(0, len(indices), backup.USERS_PER_PART):
+                part = indices[start : start + backup.USERS_PER_PART]
+                done += invoke("RestoreUsers", functools.partial(restore_part, part))
+            return done
+
+        for result in clock.run(
+            [functools.partial(restore_shard, ix) for ix in by_shard.values()], concurrency
+        ):
+            outcomes += result
+
+        def restore_memberships() -> int:
+            records = _membership_records(source)
+            cache: dict[str, set[str] | None] = {}
+            added = 0
+            for start in range(0, len(records), MEMBERSHIP_CHUNK):
+                chunk = records[start : start + MEMBERSHIP_CHUNK]
+                added += user_restore.restore_memberships(cognito, target_id, chunk, {}, members_cache=cache)[
+                    0
+                ]
+            return added
+
+        added = clock.run([lambda: invoke("RestoreMemberships", restore_memberships)])[0]
+    workers = min(len(by_shard), concurrency or len(by_shard))
+    return Run(
+        label,
+        outcomes["created"],
+        added,
+        m.virtual_s,
+        m.wall_s,
+        m.cpu_s,
+        m.calls,
+        m.throttled,
+        invocations=invoke.count,
+        workers=workers,
+        shards=len(by_shard),
+    )
+
+
+def restore_sequential(
+    emulator: Emulator, source: Pool, target_id: str, *, max_users: int | None = None
+) -> Run:
+    """(b): one user after another, each with its memberships; same calls as (a), no parallelism."""
+    client = CognitoClient(emulator, budget=pipeline_budget(emulator.clock))
+    cognito = cast(Any, client)
+    count = min(len(source.names), max_users or len(source.names))
+    created = added = 0
+    with _Measure(emulator) as m:
+        _target_pool(emulator, source, client, target_id)
+        for i in range(count):
+            record = cognito_read.user_record(source.item(i))
+            outcome = user_restore.restore_user(
+                cognito,
+                target_id,
+                record,
+                username_attributes=[],
+                password_policy=POLICY,
+                temp_client_id=None,
+            )
+            created += outcome.result == "created"
+            for group in source.user_groups[i]:
+                client.admin_add_user_to_group(
+                    UserPoolId=target_id, Username=source.names[i], GroupName=group
+                )
+                added += 1
+    run = Run("b", created, added, m.virtual_s, m.wall_s, m.cpu_s, m.calls, m.throttled)
+    if count < len(source.names):
+        run.users, run.memberships = len(source.names), source.memberships
+        return _scaled(run, len(source.names) / count, count)
+    return run

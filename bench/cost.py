@@ -1,0 +1,77 @@
+"""Dollars per million users backed up, from the counts a benchmark run measured.
+
+Prices are public list prices (us-east-1) as read on PRICES_AS_OF; they are assumptions of the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.approaches import Run
+
+PRICES_AS_OF = "2025-06 (us-east-1 list prices)"
+SFN_PER_TRANSITION = 0.025 / 1000
+LAMBDA_PER_GB_S_ARM = 0.0000133334
+LAMBDA_PER_REQUEST = 0.20 / 1_000_000
+S3_PER_PUT = 0.005 / 1000
+S3_PER_GET = 0.0004 / 1000
+KMS_PER_REQUEST = 0.03 / 10_000
+
+# Memory of each task's function (infra/functions.py: 1024 MB when long-running, else 512 MB).
+TASK_GB = {"ExportUsers": 1.0, "ExportGroupMemberships": 1.0, "CapturePoolConfig": 0.5, "PlanShards": 0.5}
+# States entered once per backup of one pool: EnumeratePools, BackupEachPool, CapturePoolConfig, PlanShards,
+# ExportShards, WriteManifest, VerifyBackup, PoolBackedUp, BackupsDone.
+FIXED_TRANSITIONS = 9
+# WriteManifest and VerifyBackup were not run by the benchmark (S3 and KMS only): modelled as one HEAD + one
+# GET + one KMS Decrypt per object, taking VERIFY_S_PER_OBJECT seconds each at 1 GB.
+VERIFY_S_PER_OBJECT = 0.15
+
+
+@dataclass(frozen=True)
+class Cost:
+    transitions: int
+    lambda_requests: int
+    gb_seconds: float
+    s3_puts: int
+    s3_gets: int
+    kms_requests: int
+
+    @property
+    def items(self) -> dict[str, float]:
+        return {
+            "Step Functions transitions": self.transitions * SFN_PER_TRANSITION,
+            "Lambda GB-seconds": self.gb_seconds * LAMBDA_PER_GB_S_ARM,
+            "Lambda requests": self.lambda_requests * LAMBDA_PER_REQUEST,
+            "S3 PUT": self.s3_puts * S3_PER_PUT,
+            "S3 GET/HEAD": self.s3_gets * S3_PER_GET,
+            "KMS requests": self.kms_requests * KMS_PER_REQUEST,
+        }
+
+    @property
+    def total(self) -> float:
+        return sum(self.items.values())
+
+
+def backup_cost(run: Run) -> Cost:
+    """The cost of the measured backup (approach a), not yet normalised per million users."""
+    loops = run.invocations["ExportUsers"] + run.invocations["ExportGroupMemberships"]
+    transitions = (
+        FIXED_TRANSITIONS + 2 * loops + run.shards
+    )  # Task + Choice per loop, ShardExported per shard
+    objects = run.s3_puts + 1  # parts, config, and the manifest
+    invocations = sum(run.invocations.values()) + 3  # + EnumeratePools, WriteManifest, VerifyBackup
+    gb_s = sum(TASK_GB.get(kind, 0.5) * s for kind, s in run.invocation_s.items())
+    gb_s += 2 * objects * VERIFY_S_PER_OBJECT
+    return Cost(
+        transitions=transitions,
+        lambda_requests=invocations,
+        gb_seconds=gb_s,
+        s3_puts=objects,
+        s3_gets=2 * objects,
+        kms_requests=run.kms_calls + 1 + objects,  # data keys, the manifest's MAC key, verify's Decrypts
+    )
+
+
+def per_million(cost: Cost, users: int) -> dict[str, float]:
+    scale = 1_000_000 / users
+    return {k: v * scale for k, v in cost.items.items()}

@@ -1,0 +1,101 @@
+"""Execution-history events of one backup, counted from the structure of ``statemachines/backup.asl.json``.
+
+Events per state visit (Step Functions standard workflows): a Lambda Task 5 (StateEntered, LambdaFunction
+Scheduled/Started/Succeeded, StateExited), Choice and Pass 2, a Map 4 (Entered, Started, Succeeded, Exited) plus
+2 per iteration (IterationStarted/Succeeded) when inline; an execution 2 (Started, Succeeded). A distributed Map
+runs each item as a child execution with its own history; the parent only records the Map Run (about 6 events).
+The quota is 25,000 events per execution.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline import backup, shards
+
+ASL = Path(__file__).resolve().parents[1] / "statemachines" / "backup.asl.json"
+HISTORY_QUOTA = 25_000
+EVENTS = {"Task": 5, "Choice": 2, "Pass": 2, "Succeed": 2, "Fail": 2}
+MAP_FIXED, MAP_PER_ITERATION, EXECUTION, MAP_RUN = 4, 2, 2, 6
+
+
+def load_asl(path: Path = ASL) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return doc
+
+
+def map_state(asl: dict[str, Any], name: str) -> dict[str, Any]:
+    """A Map state anywhere in the definition."""
+    for state_name, state in asl["States"].items():
+        if state_name == name:
+            return dict(state)
+        if state.get("Type") == "Map":
+            try:
+                return map_state(state["ItemProcessor"], name)
+            except KeyError:
+                continue
+    raise KeyError(name)
+
+
+def _loop_visits(states: dict[str, Any], loop: set[str]) -> tuple[int, int]:
+    """Events per iteration of the states in ``loop``, and of the straight-line rest of a processor."""
+    per_iteration = sum(EVENTS[states[s]["Type"]] for s in loop)
+    once = sum(
+        EVENTS.get(st["Type"], 0) for s, st in states.items() if s not in loop and "Fail" not in st["Type"]
+    )
+    return per_iteration, once
+
+
+@dataclass(frozen=True)
+class HistoryEstimate:
+    users: int
+    shards: int
+    concurrency: int
+    invocations_per_shard: int
+    membership_invocations: int
+    inline_events: int
+    distributed_parent_events: int
+    distributed_child_events: int
+
+
+def invocations_per_shard(users: int, n_shards: int, concurrency: int, users_per_second: float) -> int:
+    """ExportUsers calls one shard needs: a call stops at a full part or at its time budget, whichever first."""
+    per_shard = math.ceil(users / n_shards)
+    share = users_per_second / min(concurrency, n_shards)  # the UserList quota is shared by running shards
+    per_call = min(backup.USERS_PER_PART, max(1, int(share * 300.0)))
+    return math.ceil(per_shard / per_call)
+
+
+def estimate(
+    users: int, memberships: int, *, concurrency: int, users_per_second: float = 30.0 * 60
+) -> HistoryEstimate:
+    asl = load_asl()
+    pool_map = asl["States"]["BackupEachPool"]
+    pool_states = pool_map["ItemProcessor"]["States"]
+    shard_states = pool_states["ExportShards"]["ItemProcessor"]["States"]
+    n_shards = len(shards.plan_shards(users))
+    k = invocations_per_shard(users, n_shards, concurrency, users_per_second)
+    m = max(1, math.ceil(memberships / backup.MEMBERSHIPS_PER_PART))
+    shard_loop, shard_once = _loop_visits(shard_states, {"ExportUsers", "MoreUsersToExport"})
+    per_shard = MAP_PER_ITERATION + shard_once + k * shard_loop
+    member_loop, pool_once = _loop_visits(
+        {s: st for s, st in pool_states.items() if s != "ExportShards"},
+        {"ExportGroupMemberships", "MoreMembershipsToExport"},
+    )
+    top = sum(EVENTS.get(st["Type"], 0) for st in asl["States"].values() if st["Type"] not in ("Map", "Fail"))
+    pool_part = MAP_FIXED + MAP_PER_ITERATION + pool_once + m * member_loop  # one pool
+    base = EXECUTION + top + pool_part
+    return HistoryEstimate(
+        users=users,
+        shards=n_shards,
+        concurrency=concurrency,
+        invocations_per_shard=k,
+        membership_invocations=m,
+        inline_events=base + MAP_FIXED + n_shards * per_shard,
+        distributed_parent_events=base + MAP_FIXED + MAP_RUN,
+        distributed_child_events=EXECUTION + per_shard - MAP_PER_ITERATION,
+    )
