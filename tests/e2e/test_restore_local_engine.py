@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -71,7 +72,10 @@ def _all_objects(clients: Clients, bucket: str) -> list[bytes]:
     return [clients.s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys]
 
 
-def test_restore_into_a_new_pool_is_faithful_and_leaks_nothing(temp_passwords: list[str]) -> None:
+def test_restore_into_a_new_pool_is_faithful_and_leaks_nothing(
+    temp_passwords: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     with LocalEngine(embedded=True) as engine:
         clients = make_clients()
         account, pool, uri = _backup(engine, clients, 2000, seed=21, username_attribute_email=True)
@@ -104,6 +108,9 @@ def test_restore_into_a_new_pool_is_faithful_and_leaks_nothing(temp_passwords: l
         secrets = [s.encode() for s in pool.emails + pool.phones + temp_passwords]
         history = json.dumps(engine.history(outcome.execution_arn)).encode()
         assert not [s for s in secrets if s in history]
+        logs = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records).encode()
+        assert caplog.records
+        assert not [s for s in secrets if s in logs]
         for body in _all_objects(clients, account.storage["bucket"]):
             assert not any(s in body for s in secrets)
 
