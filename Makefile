@@ -27,3 +27,10 @@ test: lint typecheck
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache cdk.out
+
+# The scale benchmark (emulated Cognito on a virtual clock): writes BENCHMARKS.md, bench/bench.png, bench/results.json.
+# `make bench BENCH_ARGS="--sizes 10000,100000 --restore-sizes 10000"` for a shorter run.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m bench.run --out BENCHMARKS.md $(BENCH_ARGS)
