@@ -1,0 +1,144 @@
+"""Large pools export their shards through a distributed Map (ShardsAtScale -> ExportShardsDistributed).
+
+The threshold is an operator knob of the execution input (``distributedShardThreshold``), so a small pool can take
+the distributed branch here exactly as a 500k-user pool takes it by default.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from conftest import COGNITO, Call, FaultInjector, World, cognito_error, contents, open_world
+
+from pipeline import backup, shards
+from pipeline.backup_reader import BackupReader
+from pipeline.contracts import PoolState
+from pipeline.errors import InvalidRequest
+from pipeline.layout import parse_backup_uri
+from pipeline.local_engine import LocalEngine
+
+USERS = 300
+
+
+def _state(estimated: int, execution: dict[str, Any] | None = None) -> PoolState:
+    state: dict[str, Any] = {
+        "job": {"poolId": "us-east-1_x", "backupId": "b", "storage": {}, "startedAt": "t"},
+        "config": {"configKey": "k", "estimatedUsers": estimated, "groups": 0, "appClients": 0},
+    }
+    if execution is not None:
+        state["execution"] = execution
+    return state  # type: ignore[return-value]
+
+
+def test_plan_goes_distributed_from_256_shards_by_default() -> None:
+    assert backup.plan(_state(1_000)) == {"shards": [""], "distributed": False}
+    assert backup.plan(_state(100_000))["distributed"] is False
+    big = backup.plan(_state(600_000, {"poolIds": ["us-east-1_x"], "allPools": False}))
+    assert len(big["shards"]) == shards.DISTRIBUTED_FROM_SHARDS and big["distributed"] is True
+
+
+def test_the_execution_input_can_lower_the_threshold() -> None:
+    assert backup.plan(_state(100_000, {"distributedShardThreshold": 16}))["distributed"] is True
+    assert backup.plan(_state(100_000, {"distributedShardThreshold": 17}))["distributed"] is False
+    assert backup.plan(_state(10, {"distributedShardThreshold": 1}))["distributed"] is True
+
+
+@pytest.mark.parametrize("bad", [0, -3, "16", 2.5, True])
+def test_a_malformed_threshold_is_refused(bad: object) -> None:
+    with pytest.raises(InvalidRequest, match="distributedShardThreshold"):
+        backup.plan(_state(100_000, {"distributedShardThreshold": bad}))
+
+
+# -- end to end ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """A small pool planned as 16 shards (PlanShards runs in this process), so it seeds in seconds."""
+    monkeypatch.setattr(shards, "SINGLE_SHARD_BELOW", USERS - 100)
+    with LocalEngine(embedded=True) as engine:
+        yield open_world(engine, users=USERS, seed_value=5)
+
+
+def _run(world: World, threshold: int | None) -> tuple[str, Any]:
+    """Starts the backup with an optional threshold in the execution input; returns its ARN and result."""
+    storage = world.account.storage
+    arn = world.engine.deploy(
+        "backup",
+        {
+            "BackupBucket": storage["bucket"],
+            "KmsKeyArn": storage["kmsKeyArn"],
+            "BackupPrefix": storage["prefix"],
+        },
+    )
+    payload: dict[str, Any] = {"poolIds": [world.pool.pool_id], "allPools": False}
+    if threshold is not None:
+        payload[shards.THRESHOLD_INPUT_KEY] = threshold
+    execution = world.engine.start(arn, payload)
+    return execution, world.engine.follow(execution, timeout_s=300)
+
+
+def _entered(world: World, execution: str) -> set[str]:
+    return {
+        str(e["stateEnteredEventDetails"]["name"])
+        for e in world.engine.history(execution)
+        if "stateEnteredEventDetails" in e
+    }
+
+
+@pytest.mark.e2e
+def test_a_forced_distributed_map_backs_up_the_same_content_as_the_inline_one(world: World) -> None:
+    inline_arn, inline = _run(world, threshold=None)
+    assert inline.status == "SUCCEEDED", inline.cause
+    assert "ExportShards" in _entered(world, inline_arn)
+    assert "ExportShardsDistributed" not in _entered(world, inline_arn)
+
+    dist_arn, dist = _run(world, threshold=16)
+    assert dist.status == "SUCCEEDED", dist.cause
+    entered = _entered(world, dist_arn)
+    assert {"ShardsAtScale", "ExportShardsDistributed"} <= entered
+    assert "ExportShards" not in entered
+    kinds = {e["type"] for e in world.engine.history(dist_arn)}
+    assert {"MapRunStarted", "MapRunSucceeded"} <= kinds
+
+    (first,) = inline.output["backups"]
+    (second,) = dist.output["backups"]
+    assert second["verified"] is True and second["uri"] != first["uri"]
+    assert len(BackupReader.open(world.clients, parse_backup_uri(second["uri"])).doc["shards"]) == 16
+    expected = contents(world.clients, first["uri"])
+    assert sum(expected.users.values()) == USERS
+    assert contents(world.clients, second["uri"]) == expected
+
+
+@pytest.mark.e2e
+def test_a_failed_shard_in_the_distributed_map_fails_the_backup(world: World, faults: FaultInjector) -> None:
+    """Tolerance 0: one shard's child execution failing fails the Map, caught as the pool's failure; no manifest."""
+    lock = threading.Lock()
+    denied = [0]
+
+    def deny_shard_a(call: Call) -> AWSResponse | None:
+        if (
+            call.service == COGNITO
+            and call.operation == "ListUsers"
+            and '"a"' in str(call.params.get("Filter"))
+        ):
+            with lock:
+                denied[0] += 1
+            return cognito_error("NotAuthorizedException", "not authorized to list users")
+        return None
+
+    faults.add(deny_shard_a)
+    execution, result = _run(world, threshold=16)
+    assert denied[0] >= 1
+    assert result.status == "FAILED"
+    # On AWS the Map itself fails (States.ExceedToleratedFailureThreshold). moto's interpreter lets a failed child
+    # come back as null while the Map succeeds: WriteManifest's own check of every planned shard stops it there.
+    assert result.error == "IncompleteBackup", result.cause
+    assert "1 of 16 shards did not report completion" in str(result.cause)
+    assert "PoolBackupFailed" in _entered(world, execution)
+    listed = world.clients.s3.list_objects_v2(Bucket=world.account.storage["bucket"])
+    assert not [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith("manifest.json")]
