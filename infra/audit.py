@@ -8,10 +8,18 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.functions import user_pool_arns
-from infra.permissions import COGNITO_ACCOUNT_WIDE, restore_cognito_actions
+from infra.functions import pass_role_to_cognito, user_pool_arns
+from infra.permissions import COGNITO_ACCOUNT_WIDE, restore_cognito_actions, restore_passes_roles
 from infra.storage import scoped_key
-from infra.suppressions import ACCOUNT_WIDE_COGNITO, ANY_RESOURCE, USER_POOL_RESOURCE, USER_POOLS, acknowledge
+from infra.suppressions import (
+    ACCOUNT_ROLES_RESOURCE,
+    ACCOUNT_WIDE_COGNITO,
+    ANY_RESOURCE,
+    ROLE_HANDOVER,
+    USER_POOL_RESOURCE,
+    USER_POOLS,
+    acknowledge,
+)
 
 CROSS_ACCOUNT_ROLE_NAME = "cognito-backuper-cross-account-restore"
 
@@ -47,6 +55,9 @@ def cross_account_restore_role(scope: Construct, *, trusted_account_id: str, ext
                 sid="RestoreAccountWide", actions=[f"cognito-idp:{a}" for a in account_wide], resources=["*"]
             )
         )
+    if restore_passes_roles():
+        acknowledge(role, ACCOUNT_ROLES_RESOURCE, ROLE_HANDOVER)
+        role.add_to_policy(pass_role_to_cognito())
     return role
 
 

@@ -17,15 +17,18 @@ from constructs import Construct
 from infra.bundling import ASSET_EXCLUDES
 from infra.permissions import TaskNeeds, needs_for
 from infra.suppressions import (
+    ACCOUNT_ROLES_RESOURCE,
     ACCOUNT_WIDE_COGNITO,
     ANY_RESOURCE,
     BACKUP_PREFIX,
+    ROLE_HANDOVER,
     USER_POOL_RESOURCE,
     USER_POOLS,
     acknowledge,
     bucket_prefix_resource,
 )
 from pipeline import task_names
+from pipeline.approval import TOPIC_ENV
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 PYTHON_VERSION = RUNTIME.name.removeprefix("python")
@@ -35,6 +38,16 @@ SHORT_TIMEOUT = Duration.minutes(5)
 
 def user_pool_arns() -> str:
     return f"arn:{Aws.PARTITION}:cognito-idp:{Aws.REGION}:{Aws.ACCOUNT_ID}:userpool/*"
+
+
+def pass_role_to_cognito() -> iam.PolicyStatement:
+    """Group roles and SMS roles of a restored pool: any role of this account, but only handed to Cognito."""
+    return iam.PolicyStatement(
+        sid="PassRolesToCognito",
+        actions=["iam:PassRole"],
+        resources=[f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/*"],
+        conditions={"StringEquals": {"iam:PassedToService": "cognito-idp.amazonaws.com"}},
+    )
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,8 @@ def statements(needs: TaskNeeds, targets: Targets) -> list[iam.PolicyStatement]:
                 resources=[targets.key.key_arn],
             )
         )
+    if needs.pass_role:
+        result.append(pass_role_to_cognito())
     if needs.notify:
         result.append(
             iam.PolicyStatement(sid="Notify", actions=["sns:Publish"], resources=[targets.topic.topic_arn])
@@ -180,7 +195,8 @@ class TaskFunction(Construct):
             environment={
                 "POWERTOOLS_SERVICE_NAME": "cognito-backuper",
                 "LOG_LEVEL": "INFO",
-                **({"NOTIFICATION_TOPIC_ARN": targets.topic.topic_arn} if needs.notify else {}),
+                # The name pipeline.approval reads to notify approvers.
+                **({TOPIC_ENV: targets.topic.topic_arn} if needs.notify else {}),
             },
         )
         _acknowledge_wildcards(self.role, needs, targets)
@@ -193,6 +209,8 @@ def _acknowledge_wildcards(role: iam.Role, needs: TaskNeeds, targets: Targets) -
         acknowledge(role, USER_POOL_RESOURCE, USER_POOLS)
     if needs.s3 - {"ListBucket"}:
         acknowledge(role, bucket_prefix_resource(targets.bucket, targets.prefix), BACKUP_PREFIX)
+    if needs.pass_role:
+        acknowledge(role, ACCOUNT_ROLES_RESOURCE, ROLE_HANDOVER)
 
 
 def function_code(project_root: Path, local: ILocalBundling) -> lambda_.Code:

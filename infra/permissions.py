@@ -1,8 +1,15 @@
 """What each task function may do: THE one table of least-privilege needs, per task.
 
 The seed's single policy (security guide 3.1) is split here per function. A task that is not in the table
-stops the synth: a new ``${XFunctionArn}`` in an ASL file needs a row here, never a guessed default. Restore
-rows are written ahead of ``restore.asl.json``; adjust them when its tasks land.
+stops the synth: a new ``${XFunctionArn}`` in an ASL file needs a row here, never a guessed default. Each row
+lists what the task's pipeline code calls (pipeline/backup.py, restore.py, pool_restore.py, user_restore.py,
+diff.py, approval.py, audit.py); SECURITY.md carries the same table for operators.
+
+S3 notes: HeadObject is authorised by GetObject, and a HEAD or GET of a missing key answers 404 only to a caller
+that may ListBucket (403 otherwise), so every task that checks whether an object exists also lists. Every
+PutObject asks for SSE-KMS, which needs kms:GenerateDataKey, and every sealed object needs GenerateDataKey to
+write and Decrypt to read. sts:GetCallerIdentity (RecordDecision, WriteRestoreReport) and cognito-idp:SignUp
+(RestoreUsers, UNCONFIRMED users) need no IAM permission.
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ class TaskNeeds:
     restore: bool = False
     # Pages through a whole shard or backup: the 15-minute Lambda maximum and more memory.
     long_running: bool = False
+    # iam:PassRole to Cognito only: CreateGroup with a group RoleArn, Create/UpdateUserPool with an SMS role.
+    pass_role: bool = False
 
     def __post_init__(self) -> None:
         if not self.s3 <= S3_ACTIONS or not self.kms <= KMS_ACTIONS:
@@ -64,8 +73,11 @@ def _needs(
     notify: bool = False,
     restore: bool = False,
     long_running: bool = False,
+    pass_role: bool = False,
 ) -> TaskNeeds:
-    return TaskNeeds(frozenset(cognito), frozenset(s3), frozenset(kms), notify, restore, long_running)
+    return TaskNeeds(
+        frozenset(cognito), frozenset(s3), frozenset(kms), notify, restore, long_running, pass_role
+    )
 
 
 TASK_NEEDS: Mapping[str, TaskNeeds] = {
@@ -85,54 +97,85 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         (), ["GetObject", "ListBucket", "PutObject", "DeleteObject"], ["GenerateDataKey"]
     ),
     "VerifyBackup": _needs((), ["GetObject", "ListBucket"], ["Decrypt"], long_running=True),
-    # Restore (statemachines/restore.asl.json, DESIGN.md section 6). Audit records (request, decision, report)
-    # are sealed objects under the backup prefix, hence PutObject + GenerateDataKey.
+    # Restore (statemachines/restore.asl.json, DESIGN.md section 6). Audit records, approvals and the restore
+    # workspace are sealed objects under <prefix>/audit/, <prefix>/approvals/ and <prefix>/restores/.
+    # Reads only on Cognito: verifies the whole backup, checks the target, reads and re-seals the selection.
     "ValidateRequest": _needs(
         ["DescribeUserPool"],
         ["GetObject", "ListBucket", "PutObject"],
-        ["Decrypt", "GenerateDataKey", "DescribeKey"],
+        ["Decrypt", "GenerateDataKey"],
         long_running=True,
     ),
-    "RequestApproval": _needs((), ["PutObject"], ["GenerateDataKey"], notify=True),
-    "RecordDecision": _needs((), ["PutObject"], ["GenerateDataKey"]),
+    # Checks for a decision (HEAD), reads a previous request, writes the audit record and the sealed request.
+    "RequestApproval": _needs(
+        (), ["GetObject", "ListBucket", "PutObject"], ["Decrypt", "GenerateDataKey"], notify=True
+    ),
+    # Reads approvals/<id>/request.bin and decision.bin, writes audit records (and refusals).
+    "RecordDecision": _needs((), ["GetObject", "ListBucket", "PutObject"], ["Decrypt", "GenerateDataKey"]),
     "RestorePoolConfig": _needs(
         [
-            "CreateUserPool",
+            "ListUserPools",
             "DescribeUserPool",
+            "CreateUserPool",
+            "SetUserPoolMfaConfig",
             "AddCustomAttributes",
-            "CreateUserPoolClient",
+            "ListIdentityProviders",
             "CreateIdentityProvider",
+            "ListResourceServers",
             "CreateResourceServer",
+            "ListUserPoolClients",
+            "CreateUserPoolClient",
+            "DescribeUserPoolDomain",
             "CreateUserPoolDomain",
-            "CreateGroup",
             "ListGroups",
+            "CreateGroup",
         ],
-        ["GetObject", "ListBucket"],
-        ["Decrypt"],
+        ["GetObject", "ListBucket", "PutObject"],
+        ["Decrypt", "GenerateDataKey"],
         restore=True,
+        pass_role=True,
     ),
     "RestoreUsers": _needs(
-        ["AdminCreateUser", "AdminGetUser", "AdminDisableUser", "AdminUpdateUserAttributes", "ListUsers"],
+        [
+            "DescribeUserPool",
+            "ListUsers",
+            "AdminGetUser",
+            "AdminCreateUser",
+            "AdminSetUserPassword",
+            "AdminUpdateUserAttributes",
+            "AdminDisableUser",
+        ],
         ["GetObject", "ListBucket", "PutObject"],
         ["Decrypt", "GenerateDataKey"],
         restore=True,
         long_running=True,
     ),
+    # Finalizing a new pool (UpdateUserPool with the deferred settings, DeleteUserPoolClient of the temporary
+    # SignUp client) happens in the last RestoreMemberships invocation.
     "RestoreMemberships": _needs(
-        ["AdminAddUserToGroup", "ListUsersInGroup"],
+        [
+            "ListUsersInGroup",
+            "AdminAddUserToGroup",
+            "DescribeUserPool",
+            "UpdateUserPool",
+            "DeleteUserPoolClient",
+        ],
         ["GetObject", "ListBucket"],
         ["Decrypt"],
         restore=True,
         long_running=True,
+        pass_role=True,
     ),
+    # The diff command's reads; the sealed diff goes to the restore workspace.
     "VerifyRestore": _needs(
-        ["DescribeUserPool", "ListUsers", "ListGroups", "ListUsersInGroup"],
-        ["GetObject", "ListBucket"],
-        ["Decrypt"],
+        ["ListUsers", "ListGroups", "ListUsersInGroup"],
+        ["GetObject", "ListBucket", "PutObject"],
+        ["Decrypt", "GenerateDataKey"],
         restore=True,
         long_running=True,
     ),
-    "WriteRestoreReport": _needs((), ["GetObject", "ListBucket", "PutObject"], ["GenerateDataKey"]),
+    # Lists the id maps, writes the sealed report and the outcome's audit record.
+    "WriteRestoreReport": _needs((), ["ListBucket", "PutObject"], ["GenerateDataKey"]),
 }
 
 
@@ -143,6 +186,10 @@ def needs_for(task: str) -> TaskNeeds:
         raise InfraConfigError(
             f"task {task} has no row in infra.permissions.TASK_NEEDS: add its least-privilege needs there"
         ) from None
+
+
+def restore_passes_roles() -> bool:
+    return any(needs.pass_role for needs in TASK_NEEDS.values() if needs.restore)
 
 
 def restore_cognito_actions() -> list[str]:

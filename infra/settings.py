@@ -47,6 +47,8 @@ class Settings:
     cross_account_trusted_account_id: str | None = None
     cross_account_external_id: str | None = None
     enable_trail: bool = False
+    # The operator and approver roles (infra.access); off for accounts that manage people's access elsewhere.
+    access_roles: bool = True
     notification_email: str | None = None
 
     @property
@@ -113,6 +115,7 @@ def settings_from_context(get: Callable[[str], Any]) -> Settings:
         "crossAccountTrustedAccountId": ("cross_account_trusted_account_id", _as_str),
         "crossAccountExternalId": ("cross_account_external_id", _as_str),
         "enableTrail": ("enable_trail", _as_bool),
+        "accessRoles": ("access_roles", _as_bool),
         "notificationEmail": ("notification_email", _as_str),
     }
     for key, (field, read) in readers.items():

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import Aws, CfnOutput, Stack
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.access import AccessRoles
 from infra.asl import PROJECT_ROOT, MachineSpec, all_tasks, discover
 from infra.audit import AuditTrail, cross_account_restore_role
 from infra.bundling import PipLocalBundling
@@ -109,12 +110,25 @@ class CognitoBackuperStack(Stack):
                 trusted_account_id=settings.cross_account_trusted_account_id,
                 external_id=settings.cross_account_external_id,
             )
+        self.access = None
+        if settings.access_roles:
+            self.access = AccessRoles(
+                self,
+                "Access",
+                machines=state_machines,
+                machine_names={spec.name: spec.state_machine_name for spec in specs},
+                stack_arn=Aws.STACK_ID,
+                bucket=self.storage.bucket,
+                prefix=settings.backup_prefix,
+                key=self.storage.key,
+            )
         self.trail = (
             AuditTrail(self, "Audit", access_logs=self.storage.access_logs) if settings.enable_trail else None
         )
 
         CfnOutput(self, "BackupBucketName", value=self.storage.bucket.bucket_name)
         CfnOutput(self, "KmsKeyArn", value=self.storage.key.key_arn)
+        CfnOutput(self, "BackupPrefix", value=settings.backup_prefix)
         CfnOutput(self, "NotificationTopicArn", value=self.notifications.topic.topic_arn)
         for spec in specs:
             CfnOutput(
@@ -122,5 +136,8 @@ class CognitoBackuperStack(Stack):
                 f"{spec.construct_id}StateMachineArn",
                 value=state_machines[spec.name].state_machine_arn,
             )
+        if self.access is not None:
+            CfnOutput(self, "OperatorRoleArn", value=self.access.operator.role_arn)
+            CfnOutput(self, "ApproverRoleArn", value=self.access.approver.role_arn)
         if self.cross_account_role is not None:
             CfnOutput(self, "CrossAccountRestoreRoleArn", value=self.cross_account_role.role_arn)

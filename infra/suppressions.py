@@ -37,6 +37,15 @@ NESTED_EXECUTIONS = (
     "limited to executions of that one named machine (what startExecution.sync:2 needs)."
 )
 
+ROLE_HANDOVER = (
+    "A restored group keeps its backed-up RoleArn and a restored pool its SMS role, both chosen at run time from the "
+    "backup; iam:PassRole is limited to roles of this account and, by iam:PassedToService, to Cognito."
+)
+TASK_TOKENS = (
+    "states:SendTaskSuccess and SendTaskFailure have no IAM resource type. The task token is the capability: it is "
+    "sealed under <prefix>/approvals/ with the backup key, which only the approver and restore roles may use."
+)
+ACCOUNT_ROLES_RESOURCE = "IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:role/*]"
 ANY_RESOURCE = "IAM5[Resource::*]"
 USER_POOL_RESOURCE = (
     "IAM5[Resource::arn:<AWS::Partition>:cognito-idp:<AWS::Region>:<AWS::AccountId>:userpool/*]"

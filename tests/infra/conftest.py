@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,12 +65,12 @@ def _synth(outdir: Path, context: Mapping[str, Any]) -> Synth:
 
 
 @pytest.fixture(scope="session")
-def default_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+def default_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return _synth(tmp_path_factory.mktemp("cdk-default"), {})
 
 
 @pytest.fixture(scope="session")
-def options_synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
+def options_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return _synth(tmp_path_factory.mktemp("cdk-options"), OPTIONS)
 
 
