@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -55,6 +56,30 @@ def _local_engine(embedded: bool) -> Any:
     return LocalEngine(embedded=embedded)
 
 
+def _engine(args: argparse.Namespace) -> Any:
+    """``--engine``; by default Step Functions itself when the stack is deployed, else the local engine."""
+    from pipeline import aws_engine
+
+    clients = _preflight()
+    choice = args.engine or ("aws" if aws_engine.stack_found(clients) else "local")
+    if choice == "local":
+        return _local_engine(embedded=False)
+
+    def announce(execution_arn: str) -> None:
+        _err(f"execution {execution_arn}\n  console: {aws_engine.console_url(execution_arn)}")
+
+    return aws_engine.AwsEngine(clients, on_start=announce)
+
+
+def _add_engine_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        choices=("local", "aws"),
+        help="aws: the state machines of the deployed CognitoBackuperStack; local: run the ASL in-process "
+        "(default: aws when that stack is found with the current credentials, else local)",
+    )
+
+
 def _progress(args: argparse.Namespace) -> Any:
     from pipeline.progress import BackupProgress, ProgressPrinter
 
@@ -91,9 +116,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     from pipeline.runs import run_backup
 
     pool_ids = [check_pool_id(p) for p in args.pool_id or []]
-    _preflight()
     progress = _progress(args)
-    with _local_engine(embedded=False) as engine:
+    with _engine(args) as engine:
         outcome = run_backup(
             engine,
             storage={"bucket": args.bucket, "kmsKeyArn": args.kms_key, "prefix": args.prefix},
@@ -226,6 +250,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if accounting.complete else EXIT_FAILED
 
 
+def _add_rate_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--quota-percent",
+        type=float,
+        metavar="P",
+        help="use at most P%% of each Cognito request quota (default 50: production traffic shares the quotas)",
+    )
+    p.add_argument(
+        "--max-rps", type=float, metavar="N", help="and at most N requests per second in any category"
+    )
+
+
+def apply_rate_flags(args: argparse.Namespace) -> None:
+    """The rate budget is read from the environment by every task of this process (pipeline.throttle)."""
+    from pipeline import throttle
+
+    percent = getattr(args, "quota_percent", None)
+    if percent is not None:
+        if not 0 < percent <= 100:
+            raise errors.InvalidRequest("--quota-percent must be in (0, 100]")
+        os.environ[throttle.FRACTION_ENV] = str(percent / 100)
+    max_rps = getattr(args, "max_rps", None)
+    if max_rps is not None:
+        if max_rps <= 0:
+            raise errors.InvalidRequest("--max-rps must be positive")
+        os.environ[throttle.MAX_RPS_ENV] = str(max_rps)
+    throttle.default_budget.cache_clear()
+
+
 def _add_output_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout, for scripts")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -251,15 +304,18 @@ def build_parser() -> argparse.ArgumentParser:
         "realistic user pool, then runs the backup state machine on the local engine and verifies the backup.",
     )
     p.add_argument("--users", type=int, default=1000, help="users to seed (default 1000)")
+    _add_rate_flags(p)
     _add_output_flags(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
         "backup",
         help="back up user pools through the backup state machine",
-        description="Runs statemachines/backup.asl.json on the local engine; its tasks call the AWS endpoint of the "
-        "standard configuration. Prints the backup URI of each pool.",
+        description="Runs the backup state machine: the deployed one (--engine aws), or statemachines/backup.asl.json "
+        "on the local engine, whose tasks call the AWS endpoint of the standard configuration. Prints the backup URI "
+        "of each pool.",
     )
+    _add_engine_flag(p)
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--pool-id", action="append", metavar="ID", help="a user pool id (repeatable)")
     target.add_argument("--all-pools", action="store_true", help="every user pool in the account and Region")
@@ -271,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout", type=float, default=6 * 3600, help="seconds to wait for the execution (default 6 h)"
     )
+    _add_rate_flags(p)
     _add_output_flags(p)
     p.set_defaults(func=cmd_backup)
 
@@ -292,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from pipeline import cli_restore
 
-    cli_restore.register(sub, _add_output_flags, _preflight, _local_engine)
+    cli_restore.register(sub, _add_output_flags, _preflight, _engine, _add_engine_flag)
     return parser
 
 
@@ -307,6 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Command = args.func
     try:
         with sdk_errors():
+            apply_rate_flags(args)
             return func(args)
     except errors.PipelineError as exc:
         _err(f"error: {exc}")

@@ -22,6 +22,7 @@ from pipeline.runs import EXIT_FAILED, exit_code_for
 
 OutputFlags = Callable[[argparse.ArgumentParser], None]
 Preflight = Callable[[], Clients]
+EngineFactory = Callable[[argparse.Namespace], Any]
 DEFAULT_APPROVAL_TIMEOUT_S = 24 * 3600
 
 
@@ -59,7 +60,7 @@ def _sink(clients: Clients, bucket: str, prefix: str) -> audit.AuditSink:
     return restore.audit_sink(clients, settings)
 
 
-def cmd_restore(args: argparse.Namespace, preflight: Preflight, engine_factory: Callable[[bool], Any]) -> int:
+def cmd_restore(args: argparse.Namespace, preflight: Preflight, engine_factory: EngineFactory) -> int:
     from pipeline.progress import ProgressPrinter, RestoreProgress
     from pipeline.restore_plan import plan_restore
     from pipeline.runs import run_restore
@@ -108,7 +109,7 @@ def cmd_restore(args: argparse.Namespace, preflight: Preflight, engine_factory: 
 
     tracker = RestoreProgress(on_request=announce)
     printer = ProgressPrinter(tracker, quiet=args.quiet)
-    with engine_factory(False) as engine:
+    with engine_factory(args) as engine:
         engine.serve_api()
         outcome = run_restore(
             engine,
@@ -230,7 +231,11 @@ def cmd_diff(args: argparse.Namespace, preflight: Preflight) -> int:
 
 
 def register(
-    sub: Any, output_flags: OutputFlags, preflight: Preflight, engine_factory: Callable[[bool], Any]
+    sub: Any,
+    output_flags: OutputFlags,
+    preflight: Preflight,
+    engine_factory: EngineFactory,
+    engine_flag: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     p = sub.add_parser(
         "restore",
@@ -259,6 +264,7 @@ def register(
         help="how long the request waits for a decision (default 86400)",
     )
     p.add_argument("--timeout", type=float, default=6 * 3600, help="seconds for the restore after approval")
+    engine_flag(p)
     output_flags(p)
     p.set_defaults(func=lambda a: cmd_restore(a, preflight, engine_factory))
 
