@@ -48,7 +48,11 @@ SELECTION_CONTEXT_APP = "cognito-backuper"
 
 def audit_sink(clients: Clients, settings: Storage) -> audit.AuditSink:
     return audit.AuditSink(
-        clients, settings["bucket"], settings["kmsKeyArn"], prefix=_under(settings, "audit")
+        clients,
+        settings["bucket"],
+        settings["kmsKeyArn"],
+        prefix=_under(settings, "audit"),
+        approvals_prefix=_under(settings, "approvals"),
     )
 
 

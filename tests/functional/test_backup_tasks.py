@@ -168,3 +168,15 @@ def test_backup_content_matches_the_pool_and_stays_encrypted(world: Any) -> None
     for obj in clients.s3.list_objects_v2(Bucket=loc.bucket, Prefix=loc.root)["Contents"]:
         body = clients.s3.get_object(Bucket=loc.bucket, Key=obj["Key"])["Body"].read()
         assert not any(e.encode() in body for e in pool.emails), obj["Key"]
+
+
+def test_everything_a_restore_keeps_lives_under_the_backup_prefix(world: Any) -> None:
+    """The deployed roles may touch only <prefix>/*: audit, approvals and restore workspaces must stay there."""
+    from pipeline import restore
+
+    clients, account, _ = world
+    sink = restore.audit_sink(clients, account.storage)
+    prefix = account.storage["prefix"] + "/"
+    assert sink.root.startswith(prefix)
+    assert sink.approvals_root.startswith(prefix)
+    assert restore.selection_key(account.storage, "x").startswith(prefix)
