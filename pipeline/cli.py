@@ -349,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from pipeline import cli_restore
 
-    cli_restore.register(sub, _add_output_flags, _preflight, _engine, _add_engine_flag)
+    cli_restore.register(sub, _add_output_flags, _preflight, _engine, _add_engine_flag, _add_rate_flags)
     return parser
 
 

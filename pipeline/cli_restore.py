@@ -236,6 +236,7 @@ def register(
     preflight: Preflight,
     engine_factory: EngineFactory,
     engine_flag: Callable[[argparse.ArgumentParser], None],
+    rate_flags: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     p = sub.add_parser(
         "restore",
@@ -265,6 +266,7 @@ def register(
     )
     p.add_argument("--timeout", type=float, default=6 * 3600, help="seconds for the restore after approval")
     engine_flag(p)
+    rate_flags(p)
     output_flags(p)
     p.set_defaults(func=lambda a: cmd_restore(a, preflight, engine_factory))
 
