@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -26,6 +28,11 @@ from pipeline.backup_reader import BackupReader
 from pipeline.layout import parse_backup_uri
 from pipeline.local_engine import LocalEngine
 from pipeline.runs import Outcome, run_backup
+
+# The restore tests drive approvals with the end-to-end suite's helpers (tests/e2e/restore_helpers.py).
+_E2E = str(Path(__file__).resolve().parents[1] / "e2e")
+if _E2E not in sys.path:
+    sys.path.append(_E2E)
 
 COGNITO = "cognito-identity-provider"
 S3 = "s3"
