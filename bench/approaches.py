@@ -133,7 +133,8 @@ def backup_pipeline(
     parallel_memberships: bool = False,
     label: str = "a",
 ) -> Run:
-    """(a): CapturePoolConfig, PlanShards, the ExportShards Map of ExportUsers loops, ExportGroupMemberships.
+    """(a): CapturePoolConfig, PlanShards, then in parallel the ExportShards Map of ExportUsers loops and the
+    ExportGroupMemberships loop (the ExportUsersAndMemberships Parallel state).
 
     ``concurrency`` caps the Map (None: every shard at once). ``parallel_memberships`` is a what-if, not the
     committed state machine: one member-listing worker per group, running alongside the shards.
@@ -193,8 +194,11 @@ def backup_pipeline(
             results = clock.run(tasks, concurrency)
             memberships = sum(r for r in results[len(state["plan"]["shards"]) :])
         else:
-            results = clock.run(tasks, concurrency)
-            memberships = clock.run([export_memberships])[0]["memberships"]
+            # The state machine's Parallel state: the shards' Map beside one ExportGroupMemberships loop.
+            results = clock.run(
+                [*tasks, export_memberships], None if concurrency is None else concurrency + 1
+            )
+            memberships = results[-1]["memberships"]
         users = sum(r["users"] for r in results[: len(state["plan"]["shards"])])
     return Run(
         approach=label,

@@ -19,7 +19,8 @@ from pipeline import backup, shards
 
 ASL = Path(__file__).resolve().parents[1] / "statemachines" / "backup.asl.json"
 HISTORY_QUOTA = 25_000
-EVENTS = {"Task": 5, "Choice": 2, "Pass": 2, "Succeed": 2, "Fail": 2}
+# A Parallel state: Entered, Started, Succeeded, Exited, plus per branch the branch's own states.
+EVENTS = {"Task": 5, "Choice": 2, "Pass": 2, "Succeed": 2, "Fail": 2, "Parallel": 4}
 MAP_FIXED, MAP_PER_ITERATION, EXECUTION, MAP_RUN = 4, 2, 2, 6
 
 
@@ -39,6 +40,16 @@ def map_state(asl: dict[str, Any], name: str) -> dict[str, Any]:
             except KeyError:
                 continue
     raise KeyError(name)
+
+
+def _flatten(states: dict[str, Any]) -> dict[str, Any]:
+    """The states of a processor with its Parallel branches laid out beside them (Map processors stay nested)."""
+    flat: dict[str, Any] = {}
+    for name, state in states.items():
+        flat[name] = state
+        for branch in state.get("Branches", []):
+            flat.update(_flatten(branch["States"]))
+    return flat
 
 
 def _loop_visits(states: dict[str, Any], loop: set[str]) -> tuple[int, int]:
@@ -75,7 +86,7 @@ def estimate(
 ) -> HistoryEstimate:
     asl = load_asl()
     pool_map = asl["States"]["BackupEachPool"]
-    pool_states = pool_map["ItemProcessor"]["States"]
+    pool_states = _flatten(pool_map["ItemProcessor"]["States"])
     shard_states = pool_states["ExportShards"]["ItemProcessor"]["States"]
     n_shards = len(shards.plan_shards(users))
     k = invocations_per_shard(users, n_shards, concurrency, users_per_second)
@@ -83,7 +94,7 @@ def estimate(
     shard_loop, shard_once = _loop_visits(shard_states, {"ExportUsers", "MoreUsersToExport"})
     per_shard = MAP_PER_ITERATION + shard_once + k * shard_loop
     member_loop, pool_once = _loop_visits(
-        {s: st for s, st in pool_states.items() if s != "ExportShards"},
+        {s: st for s, st in pool_states.items() if st["Type"] != "Map"},
         {"ExportGroupMemberships", "MoreMembershipsToExport"},
     )
     top = sum(EVENTS.get(st["Type"], 0) for st in asl["States"].values() if st["Type"] not in ("Map", "Fail"))

@@ -424,12 +424,13 @@ def analysis(results: dict[str, Any]) -> list[str]:
         members_s = runs["a"]["invocation_s"].get("ExportGroupMemberships", 0.0)
         out.append(
             f"- At {entry['users']:,} users (a) spends {_fmt_s(members_s)} of its {_fmt_s(runs['a']['virtual_s'])} "
-            f"in ExportGroupMemberships: {calls['ListUsersInGroup']:,} ListUsersInGroup pages one after "
-            "another, so that phase runs at 1/latency, not at the 30 RPS quota, after the shards have finished. "
+            f"in ExportGroupMemberships: it runs beside the shards (the Parallel state), but its "
+            f"{calls['ListUsersInGroup']:,} ListUsersInGroup pages come one after another, so that branch runs at "
+            "1/latency, not at the 30 RPS quota, and outlasts the shards. "
             "The user shards themselves run at the quota (more Map concurrency does not help past that). "
             f"The what-if (a+) lists each group's members in parallel with the shards and reaches "
-            f"{entry['lower_bound_calls'] / 30 / runs['a+']['virtual_s']:.0%} of the bound: the fix is a "
-            "Map over groups (or a Parallel branch) for the memberships."
+            f"{entry['lower_bound_calls'] / 30 / runs['a+']['virtual_s']:.0%} of the bound: the next fix is a "
+            "Map over groups for the memberships (part keys per group)."
         )
         out.append(
             "- (b) pays one AdminListGroupsForUser per user and is sequential, so it is latency-bound; (c) is "

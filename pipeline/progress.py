@@ -53,9 +53,10 @@ class BackupProgress:
         if self.active[name] > 0:
             self.active[name] -= 1
         out = _output(event)
-        if not isinstance(out, dict) or "job" not in out:
+        job = out.get("job") if isinstance(out, dict) else None
+        if not isinstance(out, dict) or not isinstance(job, dict):
             return
-        pool = str(out["job"].get("poolId", ""))
+        pool = str(job.get("poolId", ""))
         if name == "PlanShards":
             self.shards_total[pool] = len(out.get("plan", {}).get("shards", []))
         elif name == "ExportUsers":

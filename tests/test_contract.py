@@ -107,9 +107,9 @@ def test_state_names_are_valid_and_transitions_resolve(asl: tuple[str, dict[str,
             targets += [c["Next"] for c in state.get("Catch", [])]
             for target in filter(None, targets):
                 assert target in states, f"{name} -> {target}"
-            processor = state.get("ItemProcessor")
-            if processor:
-                check(processor["States"], processor["StartAt"])
+            for inner in [state.get("ItemProcessor"), *state.get("Branches", [])]:
+                if inner:
+                    check(inner["States"], inner["StartAt"])
 
     check(doc["States"], doc["StartAt"])
 
