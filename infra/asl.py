@@ -6,8 +6,10 @@ infra.permissions and every other placeholder is a known setting.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from infra.settings import InfraConfigError
 from pipeline import task_names
@@ -30,6 +32,8 @@ class MachineSpec:
     settings: tuple[str, ...]
     # Other machines this one starts, by file name (``backup`` for ``${BackupStateMachineArn}``).
     starts: tuple[str, ...] = ()
+    # A DISTRIBUTED Map runs its items as child executions of this same machine.
+    distributed: bool = False
 
     @property
     def state_machine_name(self) -> str:
@@ -68,7 +72,18 @@ def read_machine(path: Path) -> MachineSpec:
         tasks=tuple(sorted(task_names.task_name(p) for p in functions)),
         settings=tuple(sorted(found - functions - machines)),
         starts=tuple(sorted(_machine_name(p) for p in machines)),
+        distributed=_has_distributed_map(json.loads(text)),
     )
+
+
+def _has_distributed_map(node: Any) -> bool:
+    if isinstance(node, dict):
+        if node.get("Mode") == "DISTRIBUTED":
+            return True
+        return any(_has_distributed_map(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_distributed_map(v) for v in node)
+    return False
 
 
 def discover(directory: Path = STATEMACHINES_DIR) -> list[MachineSpec]:

@@ -15,7 +15,13 @@ from constructs import Construct
 
 from infra.asl import MachineSpec
 from infra.settings import Settings
-from infra.suppressions import ANY_RESOURCE, NESTED_EXECUTIONS, STATES_SERVICE, acknowledge
+from infra.suppressions import (
+    ANY_RESOURCE,
+    DISTRIBUTED_CHILDREN,
+    NESTED_EXECUTIONS,
+    STATES_SERVICE,
+    acknowledge,
+)
 from pipeline import task_names
 
 
@@ -71,6 +77,15 @@ class Machine(Construct):
                 f"{started_spec.state_machine_name}:*]",
                 NESTED_EXECUTIONS,
             )
+        if spec.distributed:
+            for statement in distributed_map_statements(spec):
+                self.role.add_to_policy(statement)
+            acknowledge(
+                self.role,
+                "IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+                f"{spec.state_machine_name}/*]",
+                DISTRIBUTED_CHILDREN,
+            )
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
@@ -85,6 +100,24 @@ class Machine(Construct):
             ),
         )
         acknowledge(self.role, ANY_RESOURCE, STATES_SERVICE)
+
+
+def distributed_map_statements(spec: MachineSpec) -> list[iam.PolicyStatement]:
+    """A DISTRIBUTED Map starts child executions of its own machine: start it, follow and stop those children.
+    The ARN is built from the fixed name, since the role cannot refer to the machine it belongs to."""
+    prefix = f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+    return [
+        iam.PolicyStatement(
+            sid="StartOwnMapRuns",
+            actions=["states:StartExecution"],
+            resources=[f"{prefix}:stateMachine:{spec.state_machine_name}"],
+        ),
+        iam.PolicyStatement(
+            sid="FollowOwnMapRuns",
+            actions=["states:DescribeExecution", "states:StopExecution"],
+            resources=[f"{prefix}:execution:{spec.state_machine_name}/*"],
+        ),
+    ]
 
 
 def nested_execution_statements(spec: MachineSpec, machine: sfn.IStateMachine) -> list[iam.PolicyStatement]:

@@ -32,6 +32,10 @@ def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
     Validations.of(construct).acknowledge(Acknowledgment(id=f"AwsSolutions-{finding}", reason=reason))
 
 
+DISTRIBUTED_CHILDREN = (
+    "A distributed Map's child executions are created at run time; DescribeExecution and StopExecution are "
+    "limited to the child executions of this one machine (named <machine>/<map run>:<child>)."
+)
 NESTED_EXECUTIONS = (
     "Execution ARNs of the nested machine are created at run time; DescribeExecution and StopExecution are "
     "limited to executions of that one named machine (what startExecution.sync:2 needs)."
