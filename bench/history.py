@@ -30,13 +30,14 @@ def load_asl(path: Path = ASL) -> dict[str, Any]:
 
 
 def map_state(asl: dict[str, Any], name: str) -> dict[str, Any]:
-    """A Map state anywhere in the definition."""
+    """A Map state anywhere in the definition (inside Map processors and Parallel branches too)."""
     for state_name, state in asl["States"].items():
         if state_name == name:
             return dict(state)
-        if state.get("Type") == "Map":
+        inner = [state["ItemProcessor"]] if state.get("Type") == "Map" else state.get("Branches", [])
+        for processor in inner:
             try:
-                return map_state(state["ItemProcessor"], name)
+                return map_state(processor, name)
             except KeyError:
                 continue
     raise KeyError(name)
