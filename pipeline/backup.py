@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 from pipeline import cognito_read, layout, manifest, pool_config, shards, store
 from pipeline.aws import Clients, error_code, sdk_errors
@@ -123,17 +123,11 @@ def capture_config(clients: Clients, job: PoolJob) -> PoolConfigSummary:
     }
 
 
-class ScaledShardPlan(ShardPlan):
-    """PlanShards's output: the shards, and whether they run as a distributed Map (the ShardsAtScale Choice)."""
-
-    distributed: bool
-
-
-def plan(state: PoolState) -> ScaledShardPlan:
+def plan(state: PoolState) -> ShardPlan:
     """The ASL hands PlanShards the execution input as ``execution``, for the operator's optional threshold."""
     estimated = state["config"]["estimatedUsers"] if "config" in state else 0
     planned = shards.plan_shards(estimated)
-    execution = cast(Mapping[str, Any], state).get("execution")
+    execution = state.get("execution")
     threshold = execution.get(shards.THRESHOLD_INPUT_KEY) if isinstance(execution, Mapping) else None
     return {"shards": planned, "distributed": shards.runs_distributed(len(planned), threshold)}
 

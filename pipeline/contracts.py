@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class Storage(TypedDict):
@@ -40,7 +40,10 @@ class PoolConfigSummary(TypedDict):
 
 
 class ShardPlan(TypedDict):
+    """PlanShards's output: the shards, and whether they run as a distributed Map (the ShardsAtScale Choice)."""
+
     shards: list[str]
+    distributed: bool
 
 
 class UserCursor(TypedDict):
@@ -86,9 +89,13 @@ class VerificationResult(TypedDict):
 
 
 class PoolState(TypedDict):
-    """The state of one iteration of BackupEachPool, as it grows along the pool's states."""
+    """The state of one iteration of BackupEachPool, as it grows along the pool's states.
+
+    PlanShards also receives ``execution``: the execution input, for the optional ``distributedShardThreshold``.
+    """
 
     job: PoolJob
+    execution: NotRequired[dict[str, Any]]
     config: NotRequired[PoolConfigSummary]
     plan: NotRequired[ShardPlan]
     shardResults: NotRequired[list[ShardResult | None]]

@@ -15,10 +15,17 @@ EventSink = Callable[[dict[str, Any]], None]
 
 
 class ExecutionView(Protocol):
-    status: str
-    output: Any
-    error: str | None
-    cause: str | None
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def output(self) -> Any: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    @property
+    def cause(self) -> str | None: ...
 
 
 class Engine(Protocol):

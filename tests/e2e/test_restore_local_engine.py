@@ -109,7 +109,9 @@ def test_restore_into_a_new_pool_is_faithful_and_leaks_nothing(
         history = json.dumps(engine.history(outcome.execution_arn)).encode()
         assert not [s for s in secrets if s in history]
         # Our own loggers at every level, and anything at INFO or above (the SDK's DEBUG dumps are off in Lambda).
-        ours = [r for r in caplog.records if r.name.startswith(("pipeline", "tasks")) or r.levelno >= logging.INFO]
+        ours = [
+            r for r in caplog.records if r.name.startswith(("pipeline", "tasks")) or r.levelno >= logging.INFO
+        ]
         logs = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in ours).encode()
         assert ours
         assert not [s for s in secrets if s in logs]
