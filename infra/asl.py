@@ -116,3 +116,22 @@ def discover(directory: Path = STATEMACHINES_DIR) -> list[MachineSpec]:
 
 def all_tasks(machines: list[MachineSpec]) -> list[str]:
     return sorted({t for m in machines for t in m.tasks})
+
+
+def concurrent_cognito_tasks(specs: list[MachineSpec]) -> int:
+    """The most tasks of one execution that can call Cognito at once: the widest Map over shards, plus the
+    memberships branch beside it. Each Lambda process rate-limits itself, so the account's share is divided
+    by this (the local engine has one process and one budget, and divides nothing)."""
+    widest = max(
+        (_widest_map(json.loads(spec.path.read_text(encoding="utf-8"))) for spec in specs), default=1
+    )
+    return widest + 1
+
+
+def _widest_map(node: Any) -> int:
+    if isinstance(node, dict):
+        own = int(node.get("MaxConcurrency") or 0) if node.get("Type") == "Map" else 0
+        return max([own, *(_widest_map(v) for v in node.values())])
+    if isinstance(node, list):
+        return max([0, *(_widest_map(v) for v in node)])
+    return 0

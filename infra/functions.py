@@ -29,6 +29,7 @@ from infra.suppressions import (
 )
 from pipeline import task_names
 from pipeline.approval import TOPIC_ENV
+from pipeline.throttle import FRACTION_ENV
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 PYTHON_VERSION = RUNTIME.name.removeprefix("python")
@@ -135,6 +136,7 @@ class TaskFunction(Construct):
         code: lambda_.Code,
         targets: Targets,
         log_retention: logs.RetentionDays,
+        quota_fraction: float,
     ) -> None:
         super().__init__(scope, construct_id)
         needs = needs_for(task)
@@ -195,6 +197,9 @@ class TaskFunction(Construct):
             environment={
                 "POWERTOOLS_SERVICE_NAME": "cognito-backuper",
                 "LOG_LEVEL": "INFO",
+                # Each Lambda process has its own rate budget: the account's share is split over the tasks
+                # that can call Cognito at the same time (see infra.asl.concurrent_cognito_tasks).
+                **({FRACTION_ENV: f"{quota_fraction:.6f}"} if needs.cognito else {}),
                 # The name pipeline.approval reads to notify approvers.
                 **({TOPIC_ENV: targets.topic.topic_arn} if needs.notify else {}),
             },

@@ -11,7 +11,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.access import AccessRoles
-from infra.asl import PROJECT_ROOT, MachineSpec, all_tasks, discover
+from infra.asl import PROJECT_ROOT, MachineSpec, all_tasks, concurrent_cognito_tasks, discover
 from infra.audit import AuditTrail, cross_account_restore_role
 from infra.bundling import PipLocalBundling
 from infra.functions import PYTHON_VERSION, Targets, TaskFunction, function_code
@@ -19,6 +19,7 @@ from infra.monitoring import Alerts, Notifications, dashboard
 from infra.orchestration import DailyBackupSchedule, Machine
 from infra.settings import InfraConfigError, Settings
 from infra.storage import BackupStorage
+from pipeline.throttle import DEFAULT_FRACTION
 
 _RETENTION = {
     30: logs.RetentionDays.ONE_MONTH,
@@ -67,7 +68,15 @@ class CognitoBackuperStack(Stack):
 
         code = function_code(project_root, PipLocalBundling(project_root, PYTHON_VERSION))
         self.functions = {
-            task: TaskFunction(self, task, task=task, code=code, targets=targets, log_retention=retention)
+            task: TaskFunction(
+                self,
+                task,
+                task=task,
+                code=code,
+                targets=targets,
+                log_retention=retention,
+                quota_fraction=DEFAULT_FRACTION / concurrent_cognito_tasks(specs),
+            )
             for task in all_tasks(specs)
         }
 
