@@ -24,23 +24,20 @@ import json
 import re
 import secrets
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import botocore.exceptions
 
-from pipeline.aws import Clients, error_code, sdk_errors
+from pipeline.aws import Clients, error_code
 from pipeline.envelope import APP, canonical_json, open_sealed, seal
 from pipeline.errors import (
-    AccessDenied,
     AuditRecordExists,
-    BucketNotFound,
     IntegrityError,
     InvalidRequest,
-    KeyAccessDenied,
     TamperedError,
 )
+from pipeline.store import MISSING_KEY_CODES, bucket_errors
 
 FORMAT_VERSION = 1
 EVENTS = frozenset(
@@ -64,7 +61,6 @@ _RECORD_NAME = re.compile(
     r"^(?P<at>\d{8}T\d{6}\.\d{6}Z)-(?P<event>[a-z]+\.[a-z]+)-(?P<subject>[A-Za-z0-9_.:-]+)-(?P<rand>[0-9a-f]{8})\.bin$"
 )
 _EXISTS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
-MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 @dataclass(frozen=True)
@@ -193,7 +189,7 @@ def put_document(
     """Seal and write ``document``; with ``create_only`` an existing key raises AuditRecordExists."""
     blob = seal(sink.clients.kms, sink.kms_key_arn, canonical_json(dict(document)), context)
     extra: dict[str, Any] = {"IfNoneMatch": "*"} if create_only else {}
-    with s3_errors(sink.bucket):
+    with bucket_errors(sink.bucket):
         try:
             sink.clients.s3.put_object(
                 Bucket=sink.bucket,
@@ -213,7 +209,7 @@ def put_document(
 
 def get_document(sink: AuditSink, key: str, context: Mapping[str, str]) -> dict[str, Any]:
     """Read, decrypt (the context is checked exactly) and parse one sealed document. Missing -> IntegrityError."""
-    with s3_errors(sink.bucket, missing=f"missing object {key}"):
+    with bucket_errors(sink.bucket, missing=f"missing object {key}"):
         blob = sink.clients.s3.get_object(Bucket=sink.bucket, Key=key)["Body"].read()
     plaintext = open_sealed(sink.clients.kms, blob, context, key_id=sink.kms_key_arn)
     try:
@@ -226,11 +222,11 @@ def get_document(sink: AuditSink, key: str, context: Mapping[str, str]) -> dict[
 
 
 def exists(sink: AuditSink, key: str) -> bool:
-    with s3_errors(sink.bucket):
+    with bucket_errors(sink.bucket):
         try:
             sink.clients.s3.head_object(Bucket=sink.bucket, Key=key)
         except botocore.exceptions.ClientError as exc:
-            if error_code(exc) in MISSING_CODES:
+            if error_code(exc) in MISSING_KEY_CODES:
                 return False
             raise
     return True
@@ -241,29 +237,10 @@ def list_keys(sink: AuditSink, prefix: str, *, start_after: str | None = None) -
     kwargs: dict[str, Any] = {"Bucket": sink.bucket, "Prefix": prefix}
     if start_after is not None:
         kwargs["StartAfter"] = start_after
-    with s3_errors(sink.bucket):
+    with bucket_errors(sink.bucket):
         for page in paginator.paginate(**kwargs):
             for item in page.get("Contents", []):
                 yield item["Key"]
-
-
-@contextmanager
-def s3_errors(bucket: str, missing: str | None = None) -> Iterator[None]:
-    """S3 failures in the pipeline's terms, for objects outside any backup (pipeline.store's are per backup)."""
-    with sdk_errors():
-        try:
-            yield
-        except botocore.exceptions.ClientError as exc:
-            code = error_code(exc)
-            if code == "NoSuchBucket":
-                raise BucketNotFound(f"bucket {bucket} does not exist") from exc
-            if missing is not None and code in MISSING_CODES:
-                raise IntegrityError(missing) from exc
-            if code in {"403", "Forbidden"}:
-                raise AccessDenied(f"access denied to {exc.operation_name} on bucket {bucket}") from exc
-            if code.startswith("KMS.") or code == "KMSKeyNotAccessibleFault":
-                raise KeyAccessDenied(f"S3 could not use the KMS key in bucket {bucket} ({code})") from exc
-            raise
 
 
 def iso(value: dt.datetime) -> str:

@@ -21,17 +21,25 @@ class BackupReader:
     def open(cls, clients: Clients, loc: BackupLocation) -> BackupReader:
         return cls(clients, loc, manifest.read_manifest(clients, loc))
 
+    def objects(self, kind: str, shard: str | None = None) -> list[dict[str, Any]]:
+        """The manifest's entries of one kind (and shard), in manifest order."""
+        return [
+            o for o in self.doc["objects"] if o["kind"] == kind and (shard is None or o.get("shard") == shard)
+        ]
+
+    def read(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
+        """One object's records, checked against the manifest's hash and key."""
+        return store.get_sealed(
+            self.clients,
+            self.loc,
+            self.loc.root + obj["name"],
+            expected_sha256=obj["sha256"],
+            kms_key_arn=self.doc["kmsKeyArn"],
+        )
+
     def _records(self, kind: str, shard: str | None = None) -> Iterator[dict[str, Any]]:
-        for obj in self.doc["objects"]:
-            if obj["kind"] != kind or (shard is not None and obj.get("shard") != shard):
-                continue
-            yield from store.get_sealed(
-                self.clients,
-                self.loc,
-                self.loc.root + obj["name"],
-                expected_sha256=obj["sha256"],
-                kms_key_arn=self.doc["kmsKeyArn"],
-            )
+        for obj in self.objects(kind, shard):
+            yield from self.read(obj)
 
     def config(self) -> dict[str, Any]:
         return next(self._records("config"))

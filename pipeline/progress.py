@@ -28,6 +28,20 @@ def _output(event: dict[str, Any]) -> Any:
         return None
 
 
+def _track(active: Counter[str], event: dict[str, Any]) -> str | None:
+    """Counts the states running now; returns the name of a state that just exited, else None."""
+    kind = str(event.get("type", ""))
+    if kind.endswith(_ENTERED):
+        active[(event.get("stateEnteredEventDetails") or {}).get("name", "")] += 1
+        return None
+    if not kind.endswith(_EXITED):
+        return None
+    name = str((event.get("stateExitedEventDetails") or {}).get("name", ""))
+    if active[name] > 0:
+        active[name] -= 1
+    return name
+
+
 @dataclass
 class BackupProgress:
     """Counts that grow as the history grows; ``update`` is fed every new event once."""
@@ -42,16 +56,9 @@ class BackupProgress:
 
     def update(self, event: dict[str, Any]) -> None:
         self.events += 1
-        kind = str(event.get("type", ""))
-        if kind.endswith(_ENTERED):
-            name = (event.get("stateEnteredEventDetails") or {}).get("name", "")
-            self.active[name] += 1
+        name = _track(self.active, event)
+        if name is None:
             return
-        if not kind.endswith(_EXITED):
-            return
-        name = (event.get("stateExitedEventDetails") or {}).get("name", "")
-        if self.active[name] > 0:
-            self.active[name] -= 1
         out = _output(event)
         job = out.get("job") if isinstance(out, dict) else None
         if not isinstance(out, dict) or not isinstance(job, dict):
@@ -151,15 +158,9 @@ class RestoreProgress:
 
     def update(self, event: dict[str, Any]) -> None:
         self.events += 1
-        kind = str(event.get("type", ""))
-        if kind.endswith(_ENTERED):
-            self.active[(event.get("stateEnteredEventDetails") or {}).get("name", "")] += 1
+        name = _track(self.active, event)
+        if name is None:
             return
-        if not kind.endswith(_EXITED):
-            return
-        name = (event.get("stateExitedEventDetails") or {}).get("name", "")
-        if self.active[name] > 0:
-            self.active[name] -= 1
         out = _output(event)
         if not isinstance(out, dict):
             return

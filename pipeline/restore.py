@@ -252,10 +252,6 @@ def restore_pool_config(clients: Clients, request: RestoreRequest) -> TargetPool
     }
 
 
-def _user_parts(reader: BackupReader, shard: str) -> list[dict[str, Any]]:
-    return [o for o in reader.doc["objects"] if o["kind"] == "users" and o.get("shard") == shard]
-
-
 def _idmap_key(ws: BackupLocation, shard: str, part: int, offset: int) -> str:
     return f"{ws.root}idmap/{shard or 'all'}/part-{part:05d}-{offset:07d}.bin"
 
@@ -277,17 +273,10 @@ def restore_users(
         return cursor
     deadline = clock() + budget_s
     reader = _reader(clients, request)
-    parts = _user_parts(reader, shard)
+    parts = reader.objects("users", shard)
     if cursor["part"] >= len(parts):
         return {**cursor, "done": True}
-    obj = parts[cursor["part"]]
-    records = store.get_sealed(
-        clients,
-        reader.loc,
-        reader.loc.root + obj["name"],
-        expected_sha256=obj["sha256"],
-        kms_key_arn=reader.doc["kmsKeyArn"],
-    )
+    records = reader.read(parts[cursor["part"]])
     selection = _load_selection(clients, request)
     pool = cognito_read.describe_pool(clients.cognito, target["poolId"])
     username_attributes = pool.get("UsernameAttributes") or []
@@ -353,21 +342,14 @@ def restore_memberships(
         return cursor
     deadline = clock() + budget_s
     reader = _reader(clients, request)
-    parts = [o for o in reader.doc["objects"] if o["kind"] == "memberships"]
+    parts = reader.objects("memberships")
     selection = _load_selection(clients, request)
     names = username_map(clients, request, reader)
     members_cache: dict[str, set[str] | None] = {}
     counts = {"added": cursor["added"], "existing": cursor["existing"], "skipped": cursor["skipped"]}
     part, offset = cursor["part"], cursor["offset"]
     while part < len(parts) and clock() < deadline:
-        obj = parts[part]
-        records = store.get_sealed(
-            clients,
-            reader.loc,
-            reader.loc.root + obj["name"],
-            expected_sha256=obj["sha256"],
-            kms_key_arn=reader.doc["kmsKeyArn"],
-        )
+        records = reader.read(parts[part])
         while offset < len(records) and clock() < deadline:
             chunk = [
                 m

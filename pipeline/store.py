@@ -23,7 +23,7 @@ from pipeline.layout import BackupLocation
 from pipeline.records import decode_records, encode_records
 
 CONTENT_TYPE = "application/octet-stream"
-_MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def head_stored(clients: Clients, loc: BackupLocation, key: str) -> StoredObject
 
 
 @contextmanager
-def s3_errors(loc: BackupLocation, missing: str | None = None) -> Iterator[None]:
+def bucket_errors(bucket: str, missing: str | None = None, where: str | None = None) -> Iterator[None]:
     """S3 failures in the pipeline's terms; ``missing`` is the message for an absent object."""
     with sdk_errors():
         try:
@@ -132,11 +132,18 @@ def s3_errors(loc: BackupLocation, missing: str | None = None) -> Iterator[None]
         except botocore.exceptions.ClientError as exc:
             code = error_code(exc)
             if code == "NoSuchBucket":
-                raise BucketNotFound(f"bucket {loc.bucket} does not exist") from exc
-            if missing is not None and code in _MISSING_KEY_CODES:
+                raise BucketNotFound(f"bucket {bucket} does not exist") from exc
+            if missing is not None and code in MISSING_KEY_CODES:
                 raise IntegrityError(missing) from exc
             if code in {"403", "Forbidden"}:  # HEAD responses (and moto) carry no error body, only the status
-                raise AccessDenied(f"access denied to {exc.operation_name} on bucket {loc.bucket}") from exc
+                raise AccessDenied(f"access denied to {exc.operation_name} on bucket {bucket}") from exc
             if code.startswith("KMS.") or code == "KMSKeyNotAccessibleFault":
-                raise KeyAccessDenied(f"S3 could not use the KMS key for {loc.uri} ({code})") from exc
+                raise KeyAccessDenied(f"S3 could not use the KMS key for {where or bucket} ({code})") from exc
             raise
+
+
+@contextmanager
+def s3_errors(loc: BackupLocation, missing: str | None = None) -> Iterator[None]:
+    """:func:`bucket_errors` for the objects of one backup."""
+    with bucket_errors(loc.bucket, missing, where=loc.uri):
+        yield
