@@ -425,8 +425,9 @@ def analysis(results: dict[str, Any]) -> list[str]:
         out.append(
             f"- At {entry['users']:,} users (a) spends {_fmt_s(members_s)} of its {_fmt_s(runs['a']['virtual_s'])} "
             f"in ExportGroupMemberships: it runs beside the shards (the Parallel state), but its "
-            f"{calls['ListUsersInGroup']:,} ListUsersInGroup pages come one after another, so that branch runs at "
-            "1/latency, not at the 30 RPS quota, and outlasts the shards. "
+            f"{calls['ListUsersInGroup']:,} ListUsersInGroup pages come one after another. While the shards run, "
+            "that one loop gets one UserList token in (shards + 1), since the budget serves callers in arrival "
+            "order; after them it runs alone at 1/latency, not at the 30 RPS quota. "
             "The user shards themselves run at the quota (more Map concurrency does not help past that). "
             f"The what-if (a+) lists each group's members in parallel with the shards and reaches "
             f"{entry['lower_bound_calls'] / 30 / runs['a+']['virtual_s']:.0%} of the bound: the next fix is a "
