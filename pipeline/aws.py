@@ -17,7 +17,13 @@ import botocore.exceptions
 from botocore.config import Config
 
 from pipeline import __version__
-from pipeline.errors import AccessDenied, CredentialsMissing, EngineError, PipelineError, RegionMissing
+from pipeline.errors import (
+    AccessDenied,
+    CredentialsMissing,
+    EndpointUnreachable,
+    PipelineError,
+    RegionMissing,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
@@ -89,7 +95,9 @@ def sdk_errors() -> Iterator[None]:
     except botocore.exceptions.NoRegionError as exc:
         raise RegionMissing("no AWS Region configured: set AWS_REGION or AWS_DEFAULT_REGION") from exc
     except botocore.exceptions.EndpointConnectionError as exc:
-        raise EngineError(f"cannot reach the AWS endpoint: {exc.kwargs.get('endpoint_url', '?')}") from exc
+        raise EndpointUnreachable(
+            f"cannot reach the AWS endpoint: {exc.kwargs.get('endpoint_url', '?')}"
+        ) from exc
     except botocore.exceptions.ClientError as exc:
         code = error_code(exc)
         if code in {

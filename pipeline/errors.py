@@ -75,6 +75,10 @@ class EngineError(PipelineError):
     """The local engine could not run or follow an execution."""
 
 
+class EndpointUnreachable(PipelineError):
+    """The AWS endpoint of the standard configuration (or AWS_ENDPOINT_URL) does not answer."""
+
+
 class AuditRecordExists(PipelineError):
     """An audit record is append-only: its key already exists and is never replaced."""
 

@@ -69,7 +69,13 @@ def failure_message(error: str | None, cause: str | None) -> str:
 
 # Errors that mean "you asked for something wrong" or "this environment is not set up" get their own exit codes.
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT = 1, 2, 3
-_ENVIRONMENT = (errors.CredentialsMissing, errors.RegionMissing, errors.AccessDenied, errors.KeyAccessDenied)
+_ENVIRONMENT = (
+    errors.CredentialsMissing,
+    errors.RegionMissing,
+    errors.AccessDenied,
+    errors.KeyAccessDenied,
+    errors.EndpointUnreachable,
+)
 
 
 def exit_code_for(error_name: str | None) -> int:
