@@ -1,7 +1,13 @@
-"""Shared fixtures: fake credentials and a Region for every test, so nothing can reach real AWS."""
+"""Shared fixtures: fake credentials and a Region for every test, so nothing can reach real AWS, and a moto server
+in its own process for the tests that stand it in for an AWS account."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -22,3 +28,41 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     default_clients.cache_clear()
     yield
     default_clients.cache_clear()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[str]:
+    """A separately started moto server, as an operator would run it; stopped at the end of the module.
+
+    Its own process, not an in-process ThreadedMotoServer: that one would share moto's backends with the local
+    engine's mock, so a test could not tell where a request went."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/moto-api/", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("moto server did not start within 30 s") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -6,11 +6,8 @@ import json
 import logging
 import os
 import queue
-import socket
-import subprocess
 import sys
 import threading
-import time
 import types
 import urllib.error
 import urllib.request
@@ -323,42 +320,6 @@ def test_embedded_engine_provides_a_region_and_credentials(monkeypatch: pytest.M
 # -- embedded=False: only Step Functions in-process ---------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def external_aws() -> Iterator[str]:
-    """A moto server in its own process: an in-process ThreadedMotoServer would share moto's backends with
-    the engine's mock, so it could not show where a request went."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/moto-api/", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail("moto server did not start within 30 s")
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 MAKE_BUCKET_ASL = json.dumps(
     {
         "StartAt": "MakeBucket",
@@ -368,11 +329,11 @@ MAKE_BUCKET_ASL = json.dumps(
 
 
 def test_external_mode_sends_task_calls_through_to_the_configured_endpoint(
-    external_aws: str, monkeypatch: pytest.MonkeyPatch
+    moto_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", external_aws)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     # Even a Step Functions override does not move the engine's own client off the in-process mock.
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STEPFUNCTIONS", external_aws)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STEPFUNCTIONS", moto_server)
     before = _aws_env()
     with LocalEngine(embedded=False, registry=toy_tasks.REGISTRY) as engine:
         arn = engine.deploy("external", {}, asl_text=MAKE_BUCKET_ASL)
@@ -381,22 +342,22 @@ def test_external_mode_sends_task_calls_through_to_the_configured_endpoint(
         # The in-process mock never saw the bucket (read its backend: S3 requests are passed through).
         local_buckets = list(s3_backends[DEFAULT_ACCOUNT_ID][_GLOBAL].buckets)
         # The engine's state machine lives in-process, not on the external server.
-        external_sfn = boto3.client("stepfunctions", endpoint_url=external_aws)
+        external_sfn = boto3.client("stepfunctions", endpoint_url=moto_server)
         external_machines = [m["name"] for m in external_sfn.list_state_machines()["stateMachines"]]
     assert _aws_env() == before
 
     assert result.status == "SUCCEEDED", result.cause
     assert result.output == {"bucket": "made-outside"}
-    external = boto3.client("s3", endpoint_url=external_aws)
+    external = boto3.client("s3", endpoint_url=moto_server)
     assert "made-outside" in [b["Name"] for b in external.list_buckets()["Buckets"]]
     assert "made-outside" not in local_buckets
     assert "cognito-backuper-external" not in external_machines
 
 
 def test_external_mode_keeps_the_callers_credentials(
-    external_aws: str, monkeypatch: pytest.MonkeyPatch
+    moto_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", external_aws)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "caller-key")
     with LocalEngine(embedded=False, registry=toy_tasks.REGISTRY):
         assert os.environ["AWS_ACCESS_KEY_ID"] == "caller-key"
