@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import time
@@ -23,7 +24,15 @@ from bench.emulator import CognitoClient, Emulator, Pool, global_limiter, pipeli
 from bench.vclock import VirtualClock
 from pipeline import backup, cognito_read, shards, user_restore
 from pipeline.aws import Clients
-from pipeline.contracts import MembershipCursor, PoolJob, PoolState, ShardState, UserCursor
+from pipeline.contracts import (
+    GroupSlice,
+    MembershipCursor,
+    PoolJob,
+    PoolState,
+    ShardState,
+    SliceState,
+    UserCursor,
+)
 from pipeline.restore import MEMBERSHIP_CHUNK
 
 INVOKE_OVERHEAD_S = 0.05  # assumed: one state transition plus a warm Lambda invoke
@@ -48,6 +57,7 @@ class Run:
     invocations: Counter[str] = field(default_factory=Counter)
     invocation_s: Counter[str] = field(default_factory=Counter)  # virtual seconds billed per task kind
     s3_puts: int = 0
+    s3_gets: int = 0
     kms_calls: int = 0
     stored_bytes: int = 0
     extrapolated_from: int | None = None  # users actually run, when the numbers are scaled up
@@ -60,24 +70,42 @@ class Run:
 
 
 class _Storage:
-    """S3 PutObject and KMS GenerateDataKey stand-ins: latency on the virtual clock, requests counted."""
+    """S3 PutObject/GetObject and KMS GenerateDataKey/Decrypt stand-ins: latency on the virtual clock, requests
+    counted. Only the configuration is read back (by the group slices), so only small objects are kept."""
 
     def __init__(self, clock: VirtualClock) -> None:
         self.clock = clock
         self.puts = 0
+        self.gets = 0
         self.kms = 0
         self.bytes = 0
+        self._config: dict[str, bytes] = {}
+        self._keys: dict[bytes, bytes] = {}
 
     def put_object(self, **kwargs: Any) -> dict[str, Any]:
         self.puts += 1
         self.bytes += len(kwargs["Body"])
+        if kwargs["Key"].endswith("/config.bin"):
+            self._config[kwargs["Key"]] = kwargs["Body"]
         self.clock.sleep(S3_PUT_LATENCY_S)
         return {}
+
+    def get_object(self, **kwargs: Any) -> dict[str, Any]:
+        self.gets += 1
+        self.clock.sleep(S3_PUT_LATENCY_S)
+        return {"Body": io.BytesIO(self._config[kwargs["Key"]])}
 
     def generate_data_key(self, **_: Any) -> dict[str, Any]:
         self.kms += 1
         self.clock.sleep(KMS_LATENCY_S)
-        return {"Plaintext": os.urandom(32), "CiphertextBlob": os.urandom(184)}
+        plaintext, blob = os.urandom(32), os.urandom(184)
+        self._keys[blob] = plaintext
+        return {"Plaintext": plaintext, "CiphertextBlob": blob}
+
+    def decrypt(self, **kwargs: Any) -> dict[str, Any]:
+        self.kms += 1
+        self.clock.sleep(KMS_LATENCY_S)
+        return {"Plaintext": self._keys[kwargs["CiphertextBlob"]]}
 
 
 class _Measure:
@@ -130,14 +158,13 @@ def backup_pipeline(
     pool_id: str,
     *,
     concurrency: int | None = None,
-    parallel_memberships: bool = False,
+    slice_concurrency: int | None = None,
     label: str = "a",
 ) -> Run:
-    """(a): CapturePoolConfig, PlanShards, then in parallel the ExportShards Map of ExportUsers loops and the
-    ExportGroupMemberships loop (the ExportUsersAndMemberships Parallel state).
+    """(a): CapturePoolConfig, PlanShards, then side by side (the ExportUsersAndMemberships Parallel state) the
+    ExportShards Map of ExportUsers loops and the ExportGroupSlices Map of ExportGroupMemberships loops.
 
-    ``concurrency`` caps the Map (None: every shard at once). ``parallel_memberships`` is a what-if, not the
-    committed state machine: one member-listing worker per group, running alongside the shards.
+    ``concurrency`` and ``slice_concurrency`` cap the two Maps (None: every item at once).
     """
     clock = emulator.clock
     budget = pipeline_budget(clock)
@@ -168,38 +195,34 @@ def backup_pipeline(
                 )
             return cursor
 
-        def export_memberships() -> MembershipCursor:
-            cursor: MembershipCursor | None = None
-            while cursor is None or not cursor["done"]:
-                if cursor is not None:
-                    state["memberships"] = cursor
+        def export_slice(group_slice: GroupSlice) -> MembershipCursor:
+            cursor: MembershipCursor = {
+                "groupIndex": 0,
+                "nextToken": None,
+                "part": 0,
+                "memberships": 0,
+                "done": False,
+            }
+            while not cursor["done"]:
+                slice_state: SliceState = {"job": job, "slice": group_slice, "cursor": cursor}
                 cursor = invoke(
                     "ExportGroupMemberships",
-                    lambda: backup.export_memberships(clients, state, TASK_BUDGET_S, clock=clock.now),
+                    functools.partial(
+                        backup.export_memberships, clients, slice_state, TASK_BUDGET_S, clock=clock.now
+                    ),
                 )
             return cursor
 
-        def list_members(group: str) -> int:
-            count, token = 0, None
-            while True:
-                members, token = cognito_read.list_group_members_page(clients.cognito, pool_id, group, token)
-                count += len(members)
-                if token is None:
-                    return count
-
-        tasks: list[Callable[[], Any]] = [functools.partial(export_shard, s) for s in state["plan"]["shards"]]
-        if parallel_memberships:
-            groups = [g["name"] for g in cognito_read.list_groups(clients.cognito, pool_id)]
-            tasks += [functools.partial(list_members, g) for g in groups]
-            results = clock.run(tasks, concurrency)
-            memberships = sum(r for r in results[len(state["plan"]["shards"]) :])
-        else:
-            # The state machine's Parallel state: the shards' Map beside one ExportGroupMemberships loop.
-            results = clock.run(
-                [*tasks, export_memberships], None if concurrency is None else concurrency + 1
-            )
-            memberships = results[-1]["memberships"]
-        users = sum(r["users"] for r in results[: len(state["plan"]["shards"])])
+        shard_tasks = [functools.partial(export_shard, s) for s in state["plan"]["shards"]]
+        slice_tasks = [functools.partial(export_slice, g) for g in state["plan"]["groupSlices"]]
+        user_results, slice_results = clock.run_pools(
+            [(shard_tasks, concurrency), (slice_tasks, slice_concurrency)]
+        )
+        users = sum(r["users"] for r in user_results)
+        memberships = sum(r["memberships"] for r in slice_results)
+    workers = min(len(shard_tasks), concurrency or len(shard_tasks)) + min(
+        len(slice_tasks), slice_concurrency or len(slice_tasks)
+    )
     return Run(
         approach=label,
         users=users,
@@ -212,9 +235,10 @@ def backup_pipeline(
         invocations=invoke.count,
         invocation_s=invoke.seconds,
         s3_puts=storage.puts,
+        s3_gets=storage.gets,
         kms_calls=storage.kms,
         stored_bytes=storage.bytes,
-        workers=min(len(tasks), concurrency or len(tasks)),
+        workers=workers,
         shards=len(state["plan"]["shards"]),
     )
 

@@ -83,7 +83,12 @@ def invocations_per_shard(users: int, n_shards: int, concurrency: int, users_per
 
 
 def estimate(
-    users: int, memberships: int, *, concurrency: int, users_per_second: float = 30.0 * 60
+    users: int,
+    memberships: int,
+    *,
+    concurrency: int,
+    groups: int = 20,
+    users_per_second: float = 30.0 * 60,
 ) -> HistoryEstimate:
     asl = load_asl()
     pool_map = asl["States"]["BackupEachPool"]
@@ -94,12 +99,16 @@ def estimate(
     m = max(1, math.ceil(memberships / backup.MEMBERSHIPS_PER_PART))
     shard_loop, shard_once = _loop_visits(shard_states, {"ExportUsers", "MoreUsersToExport"})
     per_shard = MAP_PER_ITERATION + shard_once + k * shard_loop
-    member_loop, pool_once = _loop_visits(
-        {s: st for s, st in pool_states.items() if st["Type"] != "Map"},
-        {"ExportGroupMemberships", "MoreMembershipsToExport"},
+    _, pool_once = _loop_visits({s: st for s, st in pool_states.items() if st["Type"] != "Map"}, set())
+    # The group slices' Map is inline in the pool's own history: every membership call is recorded there.
+    slice_states = pool_states["ExportGroupSlices"]["ItemProcessor"]["States"]
+    member_loop, slice_once = _loop_visits(
+        slice_states, {"ExportGroupMemberships", "MoreMembershipsToExport"}
     )
+    n_slices = len(shards.plan_group_slices(groups))
+    slices_part = MAP_FIXED + n_slices * (MAP_PER_ITERATION + slice_once) + max(m, n_slices) * member_loop
     top = sum(EVENTS.get(st["Type"], 0) for st in asl["States"].values() if st["Type"] not in ("Map", "Fail"))
-    pool_part = MAP_FIXED + MAP_PER_ITERATION + pool_once + m * member_loop  # one pool
+    pool_part = MAP_FIXED + MAP_PER_ITERATION + pool_once + slices_part  # one pool
     base = EXECUTION + top + pool_part
     return HistoryEstimate(
         users=users,

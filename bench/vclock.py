@@ -13,7 +13,7 @@ import itertools
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -55,23 +55,32 @@ class VirtualClock:
 
     def run(self, tasks: Sequence[Callable[[], T]], concurrency: int | None = None) -> list[T]:
         """Run ``tasks`` on ``concurrency`` worker threads (all at once by default); results in task order."""
-        if not tasks:
-            return []
-        workers = min(len(tasks), concurrency or len(tasks))
-        pending: queue.SimpleQueue[int] = queue.SimpleQueue()
-        for i in range(len(tasks)):
-            pending.put(i)
-        results: dict[int, T] = {}
+        return self.run_pools([(tasks, concurrency)])[0]
+
+    def run_pools(self, pools: Sequence[tuple[Sequence[Callable[[], Any]], int | None]]) -> list[list[Any]]:
+        """Several worker pools side by side, like a Parallel state's Maps: each pool has its own tasks and
+        concurrency, all share the clock. Results per pool, in task order."""
+        queues: list[queue.SimpleQueue[int]] = []
+        results: list[dict[int, Any]] = []
+        counts: list[int] = []
+        for tasks, concurrency in pools:
+            pending: queue.SimpleQueue[int] = queue.SimpleQueue()
+            for i in range(len(tasks)):
+                pending.put(i)
+            queues.append(pending)
+            results.append({})
+            counts.append(min(len(tasks), concurrency or len(tasks)))
         errors: list[BaseException] = []
 
-        def worker() -> None:
+        def worker(pool: int) -> None:
+            tasks = pools[pool][0]
             try:
                 while not errors:
                     try:
-                        i = pending.get_nowait()
+                        i = queues[pool].get_nowait()
                     except queue.Empty:
                         return
-                    results[i] = tasks[i]()
+                    results[pool][i] = tasks[i]()
             except BaseException as exc:  # noqa: BLE001 (re-raised by the caller below)
                 errors.append(exc)
             finally:
@@ -80,12 +89,16 @@ class VirtualClock:
                     self._advance()
 
         with self._lock:
-            self._active += workers  # before any thread starts, so no one advances time too early
-        threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+            self._active += sum(counts)  # before any thread starts, so no one advances time too early
+        threads = [
+            threading.Thread(target=worker, args=(pool,), daemon=True)
+            for pool, count in enumerate(counts)
+            for _ in range(count)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         if errors:
             raise errors[0]
-        return [results[i] for i in range(len(tasks))]
+        return [[done[i] for i in range(len(tasks))] for done, (tasks, _) in zip(results, pools, strict=True)]

@@ -7,6 +7,7 @@ infra.permissions and every other placeholder is a known setting.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,19 +120,29 @@ def all_tasks(machines: list[MachineSpec]) -> list[str]:
 
 
 def concurrent_cognito_tasks(specs: list[MachineSpec]) -> int:
-    """The most tasks of one execution that can call Cognito at once: the widest Map over shards, plus the
-    memberships branch beside it. Each Lambda process rate-limits itself, so the account's share is divided
-    by this (the local engine has one process and one budget, and divides nothing)."""
-    widest = max(
-        (_widest_map(json.loads(spec.path.read_text(encoding="utf-8"))) for spec in specs), default=1
+    """The most tasks of one execution that can call Cognito at once: a Map multiplies its iterations' tasks
+    by its MaxConcurrency, a Parallel adds its branches'. Each Lambda process rate-limits itself, so the
+    account's share is divided by this (the local engine has one process and one budget, and divides nothing)."""
+    return max(
+        (_states_at_once(json.loads(spec.path.read_text(encoding="utf-8"))) for spec in specs), default=1
     )
-    return widest + 1
 
 
-def _widest_map(node: Any) -> int:
-    if isinstance(node, dict):
-        own = int(node.get("MaxConcurrency") or 0) if node.get("Type") == "Map" else 0
-        return max([own, *(_widest_map(v) for v in node.values())])
-    if isinstance(node, list):
-        return max([0, *(_widest_map(v) for v in node)])
+def _states_at_once(machine: Mapping[str, Any]) -> int:
+    return max((_tasks_at_once(state) for state in machine.get("States", {}).values()), default=0)
+
+
+def _tasks_at_once(state: Mapping[str, Any]) -> int:
+    kind = state.get("Type")
+    if kind == "Task":
+        return 1
+    if kind == "Parallel":
+        return sum(_states_at_once(branch) for branch in state["Branches"])
+    if kind == "Map":
+        inner = _states_at_once(state.get("ItemProcessor") or state.get("Iterator") or {})
+        if not state.get("MaxConcurrency"):
+            raise InfraConfigError(
+                "every Map that reaches Cognito needs a MaxConcurrency, for the rate budget"
+            )
+        return int(state["MaxConcurrency"]) * inner
     return 0

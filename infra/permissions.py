@@ -88,8 +88,9 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
     # Pure planning from the captured estimate: no AWS access at all.
     "PlanShards": _needs(),
     "ExportUsers": _needs(["ListUsers"], ["PutObject"], ["GenerateDataKey"], long_running=True),
+    # The group names come from the sealed config.bin, so the slices list the captured groups.
     "ExportGroupMemberships": _needs(
-        ["ListGroups", "ListUsersInGroup"], ["PutObject"], ["GenerateDataKey"], long_running=True
+        ["ListUsersInGroup"], ["GetObject", "PutObject"], ["GenerateDataKey", "Decrypt"], long_running=True
     ),
     # HeadObject is authorised by GetObject; leftover parts of a restarted shard are deleted before sealing;
     # GenerateDataKey makes the manifest's MAC key.

@@ -23,6 +23,7 @@ from pipeline.contracts import (
     PoolState,
     ShardPlan,
     ShardState,
+    SliceState,
     Storage,
     UserCursor,
     VerificationResult,
@@ -125,11 +126,15 @@ def capture_config(clients: Clients, job: PoolJob) -> PoolConfigSummary:
 
 def plan(state: PoolState) -> ShardPlan:
     """The ASL hands PlanShards the execution input as ``execution``, for the operator's optional threshold."""
-    estimated = state["config"]["estimatedUsers"] if "config" in state else 0
-    planned = shards.plan_shards(estimated)
+    config = state.get("config")
+    planned = shards.plan_shards(config["estimatedUsers"] if config else 0)
     execution = state.get("execution")
     threshold = execution.get(shards.THRESHOLD_INPUT_KEY) if isinstance(execution, Mapping) else None
-    return {"shards": planned, "distributed": shards.runs_distributed(len(planned), threshold)}
+    return {
+        "shards": planned,
+        "distributed": shards.runs_distributed(len(planned), threshold),
+        "groupSlices": shards.plan_group_slices(config["groups"] if config else 0),
+    }
 
 
 def export_users(
@@ -167,23 +172,28 @@ def export_users(
     return {"part": part, "nextToken": token, "users": cursor["users"] + len(users), "done": token is None}
 
 
+def captured_groups(clients: Clients, loc: layout.BackupLocation) -> list[str]:
+    """The group names CapturePoolConfig sealed, sorted: the memberships are those of the captured groups."""
+    config = store.get_sealed(clients, loc, loc.config_key)[0]
+    return sorted(g["name"] for g in config["groups"])
+
+
 def export_memberships(
-    clients: Clients, state: PoolState, budget_s: float, clock: Clock = time.monotonic
+    clients: Clients, state: SliceState, budget_s: float, clock: Clock = time.monotonic
 ) -> MembershipCursor:
-    """Memberships by group (ListUsersInGroup), never one AdminListGroupsForUser call per user."""
-    job = state["job"]
-    cursor: MembershipCursor = state.get("memberships") or {
-        "groupIndex": 0,
-        "nextToken": None,
-        "part": 0,
-        "memberships": 0,
-        "done": False,
-    }
+    """One group slice's members by group (ListUsersInGroup), never one AdminListGroupsForUser call per user.
+
+    Like a shard's parts, a slice's part keys depend only on (slice, part number).
+    """
+    cursor = state["cursor"]
     if cursor["done"]:
         return cursor
+    job, group_slice = state["job"], state["slice"]
     loc = location(job)
     deadline = clock() + budget_s
-    groups = sorted(g["name"] for g in cognito_read.list_groups(clients.cognito, job["poolId"]))
+    groups = captured_groups(clients, loc)[group_slice["first"] : group_slice["end"]]
+    if len(groups) != group_slice["end"] - group_slice["first"]:
+        raise IntegrityError(f"group slice {group_slice['slice']} is beyond the captured groups")
     index, token = cursor["groupIndex"], cursor["nextToken"]
     records: list[dict[str, Any]] = []
     while index < len(groups) and len(records) < MEMBERSHIPS_PER_PART and clock() < deadline:
@@ -202,7 +212,8 @@ def export_memberships(
             index += 1
     part = cursor["part"]
     if records:
-        store.put_sealed(clients, loc, job["storage"]["kmsKeyArn"], loc.membership_part_key(part), records)
+        key = loc.membership_part_key(group_slice["slice"], part)
+        store.put_sealed(clients, loc, job["storage"]["kmsKeyArn"], key, records)
         part += 1
     return {
         "groupIndex": index,
@@ -224,13 +235,22 @@ def _planned_objects(state: PoolState) -> list[str]:
         raise IncompleteBackup(
             f"{len(missing) or len(planned) - len(results)} of {len(planned)} shards did not report completion"
         )
-    memberships = state.get("memberships")
-    if memberships is None or not memberships["done"]:
-        raise IncompleteBackup("group memberships were not fully exported")
+    slices = state["plan"]["groupSlices"]
+    slice_results = state.get("sliceResults") or []
+    by_slice = {r["slice"]: r for r in slice_results if r is not None}
+    unfinished = [
+        g["slice"] for g in slices if g["slice"] not in by_slice or not by_slice[g["slice"]]["done"]
+    ]
+    if len(slice_results) != len(slices) or unfinished:
+        raise IncompleteBackup(
+            f"{len(unfinished) or len(slices) - len(slice_results)} of {len(slices)} group slices "
+            "did not report completion"
+        )
     keys = [loc.config_key]
     for shard in planned:
         keys.extend(loc.user_part_key(shard, p) for p in range(by_shard[shard]["parts"]))
-    keys.extend(loc.membership_part_key(p) for p in range(memberships["part"]))
+    for g in slices:
+        keys.extend(loc.membership_part_key(g["slice"], p) for p in range(by_slice[g["slice"]]["parts"]))
     return keys
 
 
@@ -246,6 +266,12 @@ def _drop_orphans(clients: Clients, loc: layout.BackupLocation, keep: set[str]) 
     return len(orphans)
 
 
+def _check_reported(objects: list[store.StoredObject], kind: str, reported: int, by: str) -> None:
+    stored = sum(o.records for o in objects if o.name.startswith(kind + "/"))
+    if stored != reported:
+        raise IntegrityError(f"parts hold {stored} {kind} but the {by} reported {reported}")
+
+
 def write_manifest(clients: Clients, state: PoolState) -> ManifestSummary:
     job = state["job"]
     loc = location(job)
@@ -253,10 +279,13 @@ def write_manifest(clients: Clients, state: PoolState) -> ManifestSummary:
         raise BackupExists(f"backup {loc.uri} is already complete; it is never overwritten")
     keys = _planned_objects(state)
     objects = [store.head_stored(clients, loc, k) for k in keys]
-    users = sum(o.records for o in objects if o.name.startswith("users/"))
-    reported = sum(r["users"] for r in state.get("shardResults") or [] if r is not None)
-    if users != reported:
-        raise IntegrityError(f"parts hold {users} users but the shards reported {reported}")
+    _check_reported(objects, "users", sum(r["users"] for r in state.get("shardResults") or [] if r), "shards")
+    _check_reported(
+        objects,
+        "memberships",
+        sum(r["memberships"] for r in state.get("sliceResults") or [] if r),
+        "group slices",
+    )
     dropped = _drop_orphans(clients, loc, set(keys))
     if dropped:
         log.warning("removed leftover parts", extra={"pool": job["poolId"], "objects": dropped})

@@ -39,11 +39,22 @@ class PoolConfigSummary(TypedDict):
     appClients: int
 
 
+class GroupSlice(TypedDict):
+    """Groups ``first`` to ``end`` (exclusive) of the captured configuration, sorted by name: one
+    ExportGroupMemberships loop lists their members, beside the other slices and the user shards."""
+
+    slice: int
+    first: int
+    end: int
+
+
 class ShardPlan(TypedDict):
-    """PlanShards's output: the shards, and whether they run as a distributed Map (the ShardsAtScale Choice)."""
+    """PlanShards's output: the shards, whether they run as a distributed Map (the ShardsAtScale Choice), and
+    the group slices whose memberships are listed in parallel."""
 
     shards: list[str]
     distributed: bool
+    groupSlices: list[GroupSlice]
 
 
 class UserCursor(TypedDict):
@@ -63,9 +74,18 @@ class ShardResult(TypedDict):
 
 
 class MembershipCursor(TypedDict):
+    """Progress of one group slice's ExportGroupMemberships loop; ``groupIndex`` counts from the slice's first."""
+
     groupIndex: int
     nextToken: str | None
     part: int
+    memberships: int
+    done: bool
+
+
+class SliceResult(TypedDict):
+    slice: int
+    parts: int
     memberships: int
     done: bool
 
@@ -99,7 +119,7 @@ class PoolState(TypedDict):
     config: NotRequired[PoolConfigSummary]
     plan: NotRequired[ShardPlan]
     shardResults: NotRequired[list[ShardResult | None]]
-    memberships: NotRequired[MembershipCursor]
+    sliceResults: NotRequired[list[SliceResult | None]]
     manifest: NotRequired[ManifestSummary]
 
 
@@ -107,6 +127,12 @@ class ShardState(TypedDict):
     job: PoolJob
     shard: str
     cursor: UserCursor
+
+
+class SliceState(TypedDict):
+    job: PoolJob
+    slice: GroupSlice
+    cursor: MembershipCursor
 
 
 # --- restore ------------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Where a backup's objects live in S3, and how backup ids and URIs are formed.
 
 ``<prefix>/<pool-id>/<backup-id>/`` holds ``config.bin``, ``users/<shard>/part-00000.bin`` …,
-``memberships/part-00000.bin`` … and ``manifest.json``. Part keys are deterministic, so a retried task rewrites
+``memberships/<slice>/part-00000.bin`` … and ``manifest.json``. Part keys are deterministic, so a retried task rewrites
 the same key instead of adding a duplicate.
 """
 
@@ -67,8 +67,10 @@ class BackupLocation:
             raise InvalidRequest(f"not a shard id: {shard!r}")
         return f"{self.root}users/{shard or 'all'}/part-{part:05d}.bin"
 
-    def membership_part_key(self, part: int) -> str:
-        return f"{self.root}memberships/part-{part:05d}.bin"
+    def membership_part_key(self, group_slice: int, part: int) -> str:
+        if not 0 <= group_slice <= 999:
+            raise InvalidRequest(f"not a group slice: {group_slice!r}")
+        return f"{self.root}memberships/{group_slice:03d}/part-{part:05d}.bin"
 
     def relative(self, key: str) -> str:
         """The key as the manifest names it, relative to the backup root."""

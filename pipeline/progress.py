@@ -50,7 +50,7 @@ class BackupProgress:
     shards_total: dict[str, int] = field(default_factory=dict)
     users: dict[tuple[str, str], int] = field(default_factory=dict)
     shards_done: set[tuple[str, str]] = field(default_factory=set)
-    memberships: dict[str, int] = field(default_factory=dict)
+    memberships: dict[tuple[str, int], int] = field(default_factory=dict)
     pools_verified: set[str] = field(default_factory=set)
     events: int = 0
 
@@ -72,7 +72,8 @@ class BackupProgress:
             if cursor.get("done"):
                 self.shards_done.add((pool, shard))
         elif name == "ExportGroupMemberships":
-            self.memberships[pool] = int((out.get("memberships") or {}).get("memberships", 0))
+            group_slice, cursor = out.get("slice") or {}, out.get("cursor") or {}
+            self.memberships[(pool, int(group_slice.get("slice", 0)))] = int(cursor.get("memberships", 0))
         elif name == "VerifyBackup":
             self.pools_verified.add(pool)
 

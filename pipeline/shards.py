@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from pipeline.contracts import GroupSlice
 from pipeline.errors import InvalidRequest
 
 # Below this many users one unfiltered listing is cheapest.
@@ -22,6 +23,11 @@ SIXTEEN_SHARDS_BELOW = 500_000
 DISTRIBUTED_FROM_SHARDS = 256
 THRESHOLD_INPUT_KEY = "distributedShardThreshold"
 
+# Group memberships are listed by group (ListUsersInGroup), one token chain per group: a pool's groups are
+# split into at most this many contiguous slices whose chains run in parallel, beside the user shards. One
+# sequential loop over every group is latency-bound and cannot keep up with the shards' share of the quota.
+MAX_GROUP_SLICES = 16
+
 HEX_DIGITS = "0123456789abcdef"
 _PREFIX = re.compile(r"^[0-9a-f]{0,2}$")
 
@@ -33,6 +39,13 @@ def plan_shards(estimated_users: int) -> list[str]:
     if estimated_users < SIXTEEN_SHARDS_BELOW:
         return list(HEX_DIGITS)
     return [a + b for a in HEX_DIGITS for b in HEX_DIGITS]
+
+
+def plan_group_slices(groups: int, max_slices: int = MAX_GROUP_SLICES) -> list[GroupSlice]:
+    """Contiguous, near-equal ranges over ``groups`` captured groups; none when the pool has no groups."""
+    count = min(groups, max_slices)
+    bounds = [groups * i // count for i in range(count + 1)] if count else []
+    return [{"slice": i, "first": bounds[i], "end": bounds[i + 1]} for i in range(count)]
 
 
 def runs_distributed(shard_count: int, threshold: object = None) -> bool:

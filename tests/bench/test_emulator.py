@@ -115,6 +115,20 @@ def test_the_pipeline_budget_keeps_parallel_workers_unthrottled() -> None:
     assert emulator.clock.now() >= 80 / 15 - 1  # paced at the UserPoolRead quota
 
 
+def test_virtual_clock_runs_pools_side_by_side_with_their_own_caps() -> None:
+    clock = VirtualClock()
+
+    def task(seconds: float) -> float:
+        clock.sleep(seconds)
+        return clock.now()
+
+    slow = [lambda: task(1.0) for _ in range(4)]
+    fast = [lambda: task(0.75) for _ in range(3)]
+    slow_done, fast_done = clock.run_pools([(slow, 2), (fast, 1)])
+    assert slow_done == pytest.approx([1.0, 1.0, 2.0, 2.0])  # two at a time
+    assert fast_done == pytest.approx([0.75, 1.5, 2.25])  # one at a time, beside them
+
+
 def test_pipeline_backup_reads_every_user_and_membership_once() -> None:
     emulator = _emulator(users=2_500, groups=6)  # 16 shards
     run = approaches.backup_pipeline(emulator, POOL)
@@ -122,7 +136,7 @@ def test_pipeline_backup_reads_every_user_and_membership_once() -> None:
     assert (run.users, run.memberships, run.shards) == (2_500, pool.memberships, 16)
     assert run.throttled == 0
     assert "AdminListGroupsForUser" not in run.calls
-    assert run.s3_puts == 1 + 16 + 1  # config, one part per shard, one memberships part
+    assert run.s3_puts == 1 + 16 + 6  # config, one part per shard, one memberships part per group slice
     assert run.invocations["ExportUsers"] == 16
 
 

@@ -170,15 +170,18 @@ def full_quota(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 class SeededRandom:
-    """A thread-safe RNG with a fixed seed: the same faults each run, whatever thread asks."""
+    """Thread-safe seeded streams, one per key (an operation's name): the n-th call of an operation draws the
+    same number each run, whichever thread makes it, however the threads interleave."""
 
     def __init__(self, seed: int) -> None:
-        self._rng = random.Random(seed)
+        self._seed = seed
+        self._streams: dict[str, random.Random] = {}
         self._lock = threading.Lock()
 
-    def __call__(self) -> float:
+    def __call__(self, key: str = "") -> float:
         with self._lock:
-            return self._rng.random()
+            stream = self._streams.setdefault(key, random.Random(f"{self._seed}:{key}"))
+            return stream.random()
 
 
 # -- what a backup holds, to compare runs -------------------------------------------------------------------------

@@ -58,10 +58,10 @@ def test_random_throttling_of_30_percent_of_cognito_calls(world: World, faults: 
     baseline = contents(world.clients, world.backup_uri())
     assert sum(baseline.users.values()) == world.pool.users
 
-    rng = SeededRandom(30)
+    rng = SeededRandom(26)  # each stream's first draw is below 0.3: the first ListUsers(InGroup) is throttled
 
     def throttle_30_percent(call: Call) -> AWSResponse | None:
-        return throttled() if call.service == COGNITO and rng() < 0.3 else None
+        return throttled() if call.service == COGNITO and rng(call.operation) < 0.3 else None
 
     faults.add(throttle_30_percent)
     faulted = contents(world.clients, world.backup_uri())

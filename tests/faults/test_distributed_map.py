@@ -35,7 +35,7 @@ def _state(estimated: int, execution: dict[str, Any] | None = None) -> PoolState
 
 
 def test_plan_goes_distributed_from_256_shards_by_default() -> None:
-    assert backup.plan(_state(1_000)) == {"shards": [""], "distributed": False}
+    assert backup.plan(_state(1_000)) == {"shards": [""], "distributed": False, "groupSlices": []}
     assert backup.plan(_state(100_000))["distributed"] is False
     big = backup.plan(_state(600_000, {"poolIds": ["us-east-1_x"], "allPools": False}))
     assert len(big["shards"]) == shards.DISTRIBUTED_FROM_SHARDS and big["distributed"] is True

@@ -80,7 +80,7 @@ def write_parts(env: Env) -> list[StoredObject]:
             clients,
             loc,
             key_arn,
-            loc.membership_part_key(0),
+            loc.membership_part_key(0, 0),
             [{"group": "group-0", "username": "user-00000"}, {"group": "group-1", "username": "user-00001"}],
         ),
     ]

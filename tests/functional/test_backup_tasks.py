@@ -7,18 +7,24 @@ from typing import Any
 
 import boto3
 import pytest
+import task_chain
 from moto import mock_aws
 
 from pipeline import backup, demo, layout, seed
 from pipeline.aws import Clients, make_clients
 from pipeline.backup_reader import BackupReader
 from pipeline.contracts import PoolState, ShardState, UserCursor
-from pipeline.errors import BackupExists, IncompleteBackup, InvalidRequest, KeyAccessDenied, PoolNotFound
+from pipeline.errors import (
+    BackupExists,
+    IncompleteBackup,
+    IntegrityError,
+    InvalidRequest,
+    KeyAccessDenied,
+    PoolNotFound,
+)
 from tasks import (
     capture_pool_config,
     enumerate_pools,
-    export_group_memberships,
-    export_users,
     plan_shards,
     verify_backup,
     write_manifest,
@@ -41,27 +47,7 @@ def _run_shard(state: ShardState, budget_s: float = 60.0) -> UserCursor:
 
 
 def _full_backup(account: demo.DemoAccount, pool_id: str, *, write: bool = True) -> PoolState:
-    jobs = enumerate_pools.handler({"poolIds": [pool_id], "allPools": False, "storage": account.storage})
-    state: PoolState = {"job": jobs["pools"][0]}
-    state["config"] = capture_pool_config.handler(state)
-    state["plan"] = plan_shards.handler(state)
-    results: list[Any] = []
-    for shard in state["plan"]["shards"]:
-        shard_state: ShardState = {
-            "job": state["job"],
-            "shard": shard,
-            "cursor": {"part": 0, "nextToken": None, "users": 0, "done": False},
-        }
-        while not shard_state["cursor"]["done"]:
-            shard_state["cursor"] = export_users.handler(shard_state)
-        c = shard_state["cursor"]
-        results.append({"shard": shard, "parts": c["part"], "users": c["users"], "done": c["done"]})
-    state["shardResults"] = results
-    while "memberships" not in state or not state["memberships"]["done"]:
-        state["memberships"] = export_group_memberships.handler(state)
-    if write:
-        state["manifest"] = write_manifest.handler(state)
-    return state
+    return task_chain.run_backup(account.storage, pool_id, write=write)
 
 
 def test_enumerate_pools_resolves_the_key_and_names_each_backup(world: Any) -> None:
@@ -144,6 +130,48 @@ def test_write_manifest_refuses_a_missing_shard(world: Any) -> None:
     broken: PoolState = {**state, "shardResults": [None, *state["shardResults"][1:]]}  # type: ignore[typeddict-item]
     with pytest.raises(IncompleteBackup):
         write_manifest.handler(broken)
+
+
+def test_write_manifest_refuses_a_missing_group_slice(world: Any) -> None:
+    _, account, pool = world
+    state = _full_backup(account, pool.pool_id, write=False)
+    assert len(state["plan"]["groupSlices"]) == len(pool.groups) > 1  # few groups: one slice each
+    broken: PoolState = {**state, "sliceResults": state["sliceResults"][:-1]}
+    with pytest.raises(IncompleteBackup, match="group slices"):
+        write_manifest.handler(broken)
+
+
+def test_write_manifest_refuses_memberships_the_slices_did_not_report(world: Any) -> None:
+    _, account, pool = world
+    state = _full_backup(account, pool.pool_id, write=False)
+    first, *rest = state["sliceResults"]
+    assert first is not None
+    inflated: PoolState = {
+        **state,
+        "sliceResults": [{**first, "memberships": first["memberships"] + 1}, *rest],
+    }
+    with pytest.raises(IntegrityError, match="memberships"):
+        write_manifest.handler(inflated)
+
+
+def test_memberships_are_those_of_the_captured_groups(world: Any) -> None:
+    clients, account, pool = world
+    jobs = enumerate_pools.handler({"poolIds": [pool.pool_id], "allPools": False, "storage": account.storage})
+    state: PoolState = {"job": jobs["pools"][0]}
+    state["config"] = capture_pool_config.handler(state)
+    state["plan"] = plan_shards.handler(state)
+    # A group made after the configuration was captured is in neither the config nor the memberships.
+    cognito = boto3.client("cognito-idp")
+    cognito.create_group(UserPoolId=pool.pool_id, GroupName="aaa-late")
+    someone = cognito.list_users(UserPoolId=pool.pool_id, Limit=1)["Users"][0]["Username"]
+    cognito.admin_add_user_to_group(UserPoolId=pool.pool_id, Username=someone, GroupName="aaa-late")
+    task_chain.export_all(state)
+    state["manifest"] = write_manifest.handler(state)
+    reader = BackupReader.open(clients, backup.location(state["job"]))
+    assert {m["group"] for m in reader.memberships()} <= set(pool.groups)
+    assert state["manifest"]["memberships"] == pool.memberships
+    names = [o["name"] for o in reader.objects("memberships")]
+    assert {n.split("/")[1] for n in names} == {f"{g['slice']:03d}" for g in state["plan"]["groupSlices"]}
 
 
 def test_a_completed_backup_is_never_overwritten(world: Any) -> None:

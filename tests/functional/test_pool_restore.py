@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+import task_chain
 from moto import mock_aws
 
 from pipeline import backup, demo, seed
 from pipeline.aws import Clients, make_clients
 from pipeline.backup_reader import BackupReader
-from pipeline.contracts import PoolState, ShardState
 from pipeline.errors import InvalidRequest
 from pipeline.pool_restore import (
     RESTORE_TAG,
@@ -27,14 +27,6 @@ from pipeline.pool_restore import (
     restore_pool_config,
 )
 from pipeline.user_restore import UserOutcome, restore_memberships, restore_user
-from tasks import (
-    capture_pool_config,
-    enumerate_pools,
-    export_group_memberships,
-    export_users,
-    plan_shards,
-    write_manifest,
-)
 
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
@@ -74,27 +66,7 @@ def make_world(users: int = 40, *, email: bool = False, seed_value: int = 3) -> 
 def backup_pool(world: World, pool_id: str | None = None) -> BackupReader:
     """A verified backup through the same task handlers the state machine runs."""
     pool_id = pool_id or world.pool.pool_id
-    jobs = enumerate_pools.handler(
-        {"poolIds": [pool_id], "allPools": False, "storage": world.account.storage}
-    )
-    state: PoolState = {"job": jobs["pools"][0]}
-    state["config"] = capture_pool_config.handler(state)
-    state["plan"] = plan_shards.handler(state)
-    results: list[Any] = []
-    for shard in state["plan"]["shards"]:
-        shard_state: ShardState = {
-            "job": state["job"],
-            "shard": shard,
-            "cursor": {"part": 0, "nextToken": None, "users": 0, "done": False},
-        }
-        while not shard_state["cursor"]["done"]:
-            shard_state["cursor"] = export_users.handler(shard_state)
-        c = shard_state["cursor"]
-        results.append({"shard": shard, "parts": c["part"], "users": c["users"], "done": c["done"]})
-    state["shardResults"] = results
-    while "memberships" not in state or not state["memberships"]["done"]:
-        state["memberships"] = export_group_memberships.handler(state)
-    state["manifest"] = write_manifest.handler(state)
+    state = task_chain.run_backup(world.account.storage, pool_id)
     return BackupReader.open(world.clients, backup.location(state["job"]))
 
 

@@ -58,7 +58,7 @@ def test_body_holds_no_plaintext(env: Env) -> None:
 
 def test_round_trip(env: Env) -> None:
     clients, loc, key_arn = env.clients, env.loc, env.key_arn
-    key = loc.membership_part_key(2)
+    key = loc.membership_part_key(1, 2)
     records = [{"group": "admins", "username": "user-00001"}]
     stored = put_sealed(clients, loc, key_arn, key, records)
     assert get_sealed(clients, loc, key) == records

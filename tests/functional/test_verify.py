@@ -58,7 +58,7 @@ def test_valid_backup_passes(backup: Env) -> None:
         "users/0/part-00000.bin",
         "users/0/part-00001.bin",
         "users/1/part-00000.bin",
-        "memberships/part-00000.bin",
+        "memberships/000/part-00000.bin",
     }
 
 

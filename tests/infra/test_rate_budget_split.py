@@ -3,9 +3,14 @@ that can call Cognito at the same time."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
 from conftest import Synth
 
-from infra.asl import concurrent_cognito_tasks, discover
+from infra.asl import MachineSpec, concurrent_cognito_tasks, discover
+from infra.settings import InfraConfigError
 from pipeline.task_names import function_name
 from pipeline.throttle import DEFAULT_FRACTION, FRACTION_ENV
 
@@ -18,8 +23,40 @@ def _env(synth: Synth, task: str) -> dict[str, str]:
     raise AssertionError(task)
 
 
-def test_concurrent_tasks_come_from_the_widest_map_plus_the_memberships_branch() -> None:
-    assert concurrent_cognito_tasks(discover()) == 9  # ExportShards' MaxConcurrency 8, plus memberships
+def test_concurrent_tasks_add_the_parallel_branches_maps() -> None:
+    # ExportShards (MaxConcurrency 8) beside ExportGroupSlices (4), inside BackupEachPool (1).
+    assert concurrent_cognito_tasks(discover()) == 12
+
+
+def _task() -> dict[str, object]:
+    return {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:111122223333:function:x", "End": True}
+
+
+def _map(concurrency: int | None, inner: dict[str, object]) -> dict[str, object]:
+    state: dict[str, object] = {"Type": "Map", "ItemProcessor": {"StartAt": "A", "States": {"A": inner}}}
+    if concurrency is not None:
+        state["MaxConcurrency"] = concurrency
+    return state
+
+
+def _spec(tmp_path: Path, states: dict[str, object]) -> list[MachineSpec]:
+    path = tmp_path / "m.asl.json"
+    path.write_text(json.dumps({"StartAt": next(iter(states)), "States": states}), encoding="utf-8")
+    return [MachineSpec(name="m", path=path, tasks=(), settings=())]
+
+
+def test_maps_multiply_and_parallel_branches_add(tmp_path: Path) -> None:
+    branches = [
+        {"StartAt": "M", "States": {"M": _map(3, _task())}},
+        {"StartAt": "T", "States": {"T": _task()}},
+    ]
+    parallel = {"Type": "Parallel", "Branches": branches, "End": True}
+    assert concurrent_cognito_tasks(_spec(tmp_path, {"P": _map(2, parallel)})) == 8  # 2 x (3 + 1)
+
+
+def test_a_map_without_max_concurrency_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InfraConfigError, match="MaxConcurrency"):
+        concurrent_cognito_tasks(_spec(tmp_path, {"M": _map(None, _task())}))
 
 
 def test_cognito_tasks_get_their_share_and_others_none(default_synth: Synth) -> None:

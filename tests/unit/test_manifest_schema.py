@@ -20,7 +20,7 @@ def _obj(name: str, records: int) -> StoredObject:
 
 OBJECTS = [
     _obj("users/0/part-00000.bin", 10),
-    _obj("memberships/part-00000.bin", 4),
+    _obj("memberships/000/part-00000.bin", 4),
     _obj("config.bin", 1),
     _obj("users/0/part-00001.bin", 5),
     _obj("users/f/part-00000.bin", 7),
@@ -60,7 +60,7 @@ def test_build_derives_kinds_shards_and_counts() -> None:
         ("users/0/part-00000.bin", "users", "0"),
         ("users/0/part-00001.bin", "users", "0"),
         ("users/f/part-00000.bin", "users", "f"),
-        ("memberships/part-00000.bin", "memberships", None),
+        ("memberships/000/part-00000.bin", "memberships", None),
     ]
     assert "authentication" not in doc
     validate(doc, authenticated=False)

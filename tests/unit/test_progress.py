@@ -39,8 +39,10 @@ def test_backup_progress_counts_shards_users_and_running_states() -> None:
     assert "shards 2/2" in line
     assert "users 140" in line
     assert "ExportGroupMemberships" in line
-    p.update(exited("ExportGroupMemberships", {"job": JOB, "memberships": {"memberships": 7}}))
-    assert "memberships 7" in p.line(2.0)
+    for group_slice, memberships in ((0, 3), (1, 4), (0, 5)):
+        out = {"job": JOB, "slice": {"slice": group_slice}, "cursor": {"memberships": memberships}}
+        p.update(exited("ExportGroupMemberships", out))
+    assert "memberships 9" in p.line(2.0)  # slice 0's latest count, 5, plus slice 1's 4
 
 
 def test_backup_progress_ignores_outputs_without_a_job() -> None:

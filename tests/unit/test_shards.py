@@ -7,7 +7,14 @@ import uuid
 import pytest
 
 from pipeline.errors import InvalidRequest
-from pipeline.shards import SINGLE_SHARD_BELOW, SIXTEEN_SHARDS_BELOW, plan_shards, sub_filter
+from pipeline.shards import (
+    MAX_GROUP_SLICES,
+    SINGLE_SHARD_BELOW,
+    SIXTEEN_SHARDS_BELOW,
+    plan_group_slices,
+    plan_shards,
+    sub_filter,
+)
 
 
 @pytest.mark.parametrize(
@@ -54,3 +61,14 @@ def test_filter_strings() -> None:
 def test_invalid_prefixes_are_rejected(bad: str) -> None:
     with pytest.raises(InvalidRequest):
         sub_filter(bad)
+
+
+@pytest.mark.parametrize("groups", [0, 1, 5, 16, 17, 100, 10_000])
+def test_group_slices_cover_every_group_once_in_order(groups: int) -> None:
+    slices = plan_group_slices(groups)
+    assert len(slices) == min(groups, MAX_GROUP_SLICES)
+    assert [s["slice"] for s in slices] == list(range(len(slices)))
+    covered = [i for s in slices for i in range(s["first"], s["end"])]
+    assert covered == list(range(groups))
+    sizes = [s["end"] - s["first"] for s in slices]
+    assert not sizes or (max(sizes) - min(sizes) <= 1 and min(sizes) >= 1)

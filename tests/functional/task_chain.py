@@ -1,0 +1,57 @@
+"""The backup state machine's task sequence, driven by hand: each handler called as its state would call it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.contracts import PoolState, ShardState, SliceState, Storage
+from tasks import (
+    capture_pool_config,
+    enumerate_pools,
+    export_group_memberships,
+    export_users,
+    plan_shards,
+    write_manifest,
+)
+
+
+def export_all(state: PoolState) -> PoolState:
+    """Every shard's and every group slice's loop to the end, as the Parallel state's two Maps run them."""
+    shard_results: list[Any] = []
+    for shard in state["plan"]["shards"]:
+        shard_state: ShardState = {
+            "job": state["job"],
+            "shard": shard,
+            "cursor": {"part": 0, "nextToken": None, "users": 0, "done": False},
+        }
+        while not shard_state["cursor"]["done"]:
+            shard_state["cursor"] = export_users.handler(shard_state)
+        c = shard_state["cursor"]
+        shard_results.append({"shard": shard, "parts": c["part"], "users": c["users"], "done": c["done"]})
+    slice_results: list[Any] = []
+    for group_slice in state["plan"]["groupSlices"]:
+        slice_state: SliceState = {
+            "job": state["job"],
+            "slice": group_slice,
+            "cursor": {"groupIndex": 0, "nextToken": None, "part": 0, "memberships": 0, "done": False},
+        }
+        while not slice_state["cursor"]["done"]:
+            slice_state["cursor"] = export_group_memberships.handler(slice_state)
+        m = slice_state["cursor"]
+        slice_results.append(
+            {"slice": group_slice["slice"], "parts": m["part"], "memberships": m["memberships"], "done": True}
+        )
+    state["shardResults"] = shard_results
+    state["sliceResults"] = slice_results
+    return state
+
+
+def run_backup(storage: Storage, pool_id: str, *, write: bool = True) -> PoolState:
+    jobs = enumerate_pools.handler({"poolIds": [pool_id], "allPools": False, "storage": storage})
+    state: PoolState = {"job": jobs["pools"][0]}
+    state["config"] = capture_pool_config.handler(state)
+    state["plan"] = plan_shards.handler(state)
+    export_all(state)
+    if write:
+        state["manifest"] = write_manifest.handler(state)
+    return state
