@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import math
 import os
 import time
 from collections import Counter
@@ -33,7 +34,6 @@ from pipeline.contracts import (
     SliceState,
     UserCursor,
 )
-from pipeline.restore import MEMBERSHIP_CHUNK
 
 INVOKE_OVERHEAD_S = 0.05  # assumed: one state transition plus a warm Lambda invoke
 S3_PUT_LATENCY_S = 0.05
@@ -330,21 +330,18 @@ def _target_pool(emulator: Emulator, source: Pool, client: CognitoClient, target
         client.create_group(UserPoolId=target_id, GroupName=name, Precedence=group.precedence)
 
 
-def _membership_records(source: Pool) -> list[dict[str, str]]:
-    return [
-        {"group": name, "username": source.names[i]}
-        for name, group in sorted(source.groups.items())
-        for i in group.members
-    ]
-
-
 POLICY: Mapping[str, Any] = {"MinimumLength": 8, "RequireUppercase": True, "RequireLowercase": True}
 
 
 def restore_pipeline(
     emulator: Emulator, source: Pool, target_id: str, *, concurrency: int | None = None, label: str = "a"
 ) -> Run:
-    """(a): RestoreUsers per shard in parallel (one invocation per backup part), then RestoreMemberships."""
+    """(a): IndexMemberships, then RestoreUsers per shard in parallel (one invocation per backup part), each
+    user followed by its groups (``user_restore.restore_user_groups``).
+
+    IndexMemberships touches no pool: it is modelled as one invocation reading every membership part and
+    writing one object per shard, at the S3 latency.
+    """
     clock = emulator.clock
     client = CognitoClient(emulator, budget=pipeline_budget(clock))
     cognito = cast(Any, client)
@@ -356,9 +353,12 @@ def restore_pipeline(
     outcomes: Counter[str] = Counter()
     with _Measure(emulator) as m:
         _target_pool(emulator, source, client, target_id)
+        membership_parts = math.ceil(source.memberships / backup.MEMBERSHIPS_PER_PART)
+        invoke("IndexMemberships", lambda: clock.sleep(S3_PUT_LATENCY_S * (membership_parts + len(plan))))
 
         def restore_part(indices: list[int]) -> Counter[str]:
             done: Counter[str] = Counter()
+            missing: set[str] = set()
             for i in indices:
                 record = cognito_read.user_record(source.item(i))
                 outcome = user_restore.restore_user(
@@ -370,6 +370,10 @@ def restore_pipeline(
                     temp_client_id=None,
                 )
                 done[outcome.result] += 1
+                groups = list(source.user_groups[i])
+                done["membershipsAdded"] += user_restore.restore_user_groups(
+                    cognito, target_id, outcome, groups, missing
+                )[0]
             return done
 
         def restore_shard(indices: list[int]) -> Counter[str]:
@@ -383,19 +387,7 @@ def restore_pipeline(
             [functools.partial(restore_shard, ix) for ix in by_shard.values()], concurrency
         ):
             outcomes += result
-
-        def restore_memberships() -> int:
-            records = _membership_records(source)
-            cache: dict[str, set[str] | None] = {}
-            added = 0
-            for start in range(0, len(records), MEMBERSHIP_CHUNK):
-                chunk = records[start : start + MEMBERSHIP_CHUNK]
-                added += user_restore.restore_memberships(cognito, target_id, chunk, {}, members_cache=cache)[
-                    0
-                ]
-            return added
-
-        added = clock.run([lambda: invoke("RestoreMemberships", restore_memberships)])[0]
+        added = outcomes["membershipsAdded"]
     workers = min(len(by_shard), concurrency or len(by_shard))
     return Run(
         label,

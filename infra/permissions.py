@@ -145,26 +145,28 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
             "AdminSetUserPassword",
             "AdminUpdateUserAttributes",
             "AdminDisableUser",
+            "AdminListGroupsForUser",
+            "AdminAddUserToGroup",
         ],
         ["GetObject", "ListBucket", "PutObject"],
         ["Decrypt", "GenerateDataKey"],
         restore=True,
         long_running=True,
     ),
-    # Finalizing a new pool (UpdateUserPool with the deferred settings, DeleteUserPoolClient of the temporary
-    # SignUp client) happens in the last RestoreMemberships invocation.
-    "RestoreMemberships": _needs(
-        [
-            "ListUsersInGroup",
-            "AdminAddUserToGroup",
-            "DescribeUserPool",
-            "UpdateUserPool",
-            "DeleteUserPoolClient",
-        ],
+    # Reads the backup's membership parts, writes one sealed index per shard into the restore's workspace.
+    "IndexMemberships": _needs(
+        (),
+        ["GetObject", "ListBucket", "PutObject"],
+        ["Decrypt", "GenerateDataKey"],
+        restore=True,
+        long_running=True,
+    ),
+    # UpdateUserPool with the deferred settings, DeleteUserPoolClient of the temporary SignUp client.
+    "FinalizeTargetPool": _needs(
+        ["DescribeUserPool", "UpdateUserPool", "DeleteUserPoolClient"],
         ["GetObject", "ListBucket"],
         ["Decrypt"],
         restore=True,
-        long_running=True,
         pass_role=True,
     ),
     # The diff command's reads; the sealed diff goes to the restore workspace.

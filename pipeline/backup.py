@@ -198,7 +198,7 @@ def export_memberships(
     records: list[dict[str, Any]] = []
     while index < len(groups) and len(records) < MEMBERSHIPS_PER_PART and clock() < deadline:
         try:
-            members, token = cognito_read.list_group_members_page(
+            members, token = cognito_read.group_members_page(
                 clients.cognito, job["poolId"], groups[index], token
             )
         except PaginationTokenExpired:
@@ -207,7 +207,7 @@ def export_memberships(
             records = [r for r in records if r["group"] != groups[index]]
             token = None
             continue
-        records.extend({"group": groups[index], "username": u} for u in members)
+        records.extend({"group": groups[index], **m} for m in members)
         if token is None:
             index += 1
     part = cursor["part"]

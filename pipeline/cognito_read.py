@@ -149,16 +149,17 @@ def list_groups(cognito: CognitoIdentityProviderClient, pool_id: str) -> list[di
                 return groups
 
 
-def list_group_members_page(
+def group_members_page(
     cognito: CognitoIdentityProviderClient,
     pool_id: str,
     group: str,
     token: str | None,
     limit: int = PAGE_LIMIT,
-) -> tuple[list[str], str | None]:
-    """One page of a group's member usernames and the next token.
+) -> tuple[list[dict[str, str]], str | None]:
+    """One page of a group's members as ``{"username", "sub"}`` and the next token.
 
-    A group deleted since ListGroups has no members left to back up: that is an empty last page, not an error.
+    The ``sub`` places each membership in its user's shard, so a restore adds it right after the user.
+    A group deleted since it was listed has no members left to back up: that is an empty last page, not an error.
     """
     kwargs: dict[str, Any] = {"UserPoolId": pool_id, "GroupName": group, "Limit": limit}
     if token:
@@ -172,4 +173,23 @@ def list_group_members_page(
             if error_code(exc) == "ResourceNotFoundException" and "user pool" not in message:
                 return [], None
             raise
-    return [u["Username"] for u in page.get("Users", [])], page.get("NextToken") or None
+    members = [
+        {
+            "username": u["Username"],
+            "sub": next((a["Value"] for a in u.get("Attributes", []) if a["Name"] == "sub"), ""),
+        }
+        for u in page.get("Users", [])
+    ]
+    return members, page.get("NextToken") or None
+
+
+def list_group_members_page(
+    cognito: CognitoIdentityProviderClient,
+    pool_id: str,
+    group: str,
+    token: str | None,
+    limit: int = PAGE_LIMIT,
+) -> tuple[list[str], str | None]:
+    """One page of a group's member usernames and the next token."""
+    members, next_token = group_members_page(cognito, pool_id, group, token, limit)
+    return [m["username"] for m in members], next_token

@@ -186,22 +186,30 @@ class TargetPool(TypedDict):
 
 
 class RestoreCursor(TypedDict):
+    """Progress of one shard's RestoreUsers loop: users, and the memberships added right after each user."""
+
     part: int
     offset: int
     created: int
     existing: int
     skipped: int
     failed: int
+    membershipsAdded: int
+    membershipsExisting: int
+    membershipsSkipped: int
     done: bool
 
 
-class MembershipRestoreCursor(TypedDict):
-    part: int
-    offset: int
-    added: int
-    existing: int
-    skipped: int
+class IndexCursor(TypedDict):
+    """Progress of IndexMemberships: the next pass over the membership parts, out of ``passes``."""
+
+    next: int
+    passes: int
     done: bool
+
+
+class FinalizeResult(TypedDict):
+    finalized: bool
 
 
 class RestoreShardResult(TypedDict):
@@ -210,6 +218,9 @@ class RestoreShardResult(TypedDict):
     existing: int
     skipped: int
     failed: int
+    membershipsAdded: int
+    membershipsExisting: int
+    membershipsSkipped: int
     done: bool
 
 

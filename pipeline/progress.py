@@ -153,7 +153,6 @@ class RestoreProgress:
     shards_total: int = 0
     shards_done: set[str] = field(default_factory=set)
     users: dict[str, dict[str, int]] = field(default_factory=dict)
-    memberships_added: int = 0
     on_request: Callable[[str], None] | None = None
     events: int = 0
 
@@ -179,12 +178,11 @@ class RestoreProgress:
             cursor = out.get("cursor") or {}
             shard = str(out.get("shard", ""))
             self.users[shard] = {
-                k: int(cursor.get(k, 0)) for k in ("created", "existing", "skipped", "failed")
+                k: int(cursor.get(k, 0))
+                for k in ("created", "existing", "skipped", "failed", "membershipsAdded")
             }
             if cursor.get("done"):
                 self.shards_done.add(shard)
-        elif name == "RestoreMemberships":
-            self.memberships_added = int((out.get("memberships") or {}).get("added", 0))
 
     def total(self, key: str) -> int:
         return sum(counts.get(key, 0) for counts in self.users.values())
@@ -198,5 +196,5 @@ class RestoreProgress:
             f"[{elapsed_s:6.1f}s] running: {running}{waiting} | shards {len(self.shards_done)}/"
             f"{self.shards_total or '?'} | users created {self.total('created'):,}, existing "
             f"{self.total('existing'):,}, failed {self.total('failed'):,}"
-            f" | memberships added {self.memberships_added:,}"
+            f" | memberships added {self.total('membershipsAdded'):,}"
         )

@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pipeline import approval, audit, cognito_read, diff, pool_restore, store, user_restore
+from pipeline import approval, audit, cognito_read, diff, membership_index, pool_restore, store, user_restore
 from pipeline.aws import Clients
 from pipeline.backup_reader import BackupReader
 from pipeline.contracts import (
-    MembershipRestoreCursor,
+    FinalizeResult,
+    IndexCursor,
     RestoreCursor,
     RestoreReportSummary,
     RestoreRequest,
@@ -38,7 +39,15 @@ log = logger(__name__)
 
 Clock = Callable[[], float]
 MIN_APPROVAL_S, MAX_APPROVAL_S = 5, 7 * 24 * 3600
-MEMBERSHIP_CHUNK = 200
+_CURSOR_COUNTS = (
+    "created",
+    "existing",
+    "skipped",
+    "failed",
+    "membershipsAdded",
+    "membershipsExisting",
+    "membershipsSkipped",
+)
 _POOL_NAME = re.compile(r"^[\w\s+=,.@-]{1,128}$")
 SELECTION_CONTEXT_APP = "cognito-backuper"
 
@@ -265,9 +274,11 @@ def restore_users(
     budget_s: float,
     clock: Clock = time.monotonic,
 ) -> RestoreCursor:
-    """Restores one backup part of a shard, from ``offset``, until the part ends or the time budget runs out.
+    """Restores one backup part of a shard, from ``offset``, until the part ends or the time budget runs out;
+    each user's groups (from the shard's membership index) are added right after the user.
 
-    The id map of this slice is written at a key fixed by (shard, part, offset), so a retried slice rewrites it.
+    The id map of this slice is written at a key fixed by (shard, part, offset), so a retried slice rewrites it;
+    a retried user is "existing", and only the groups it lacks are added.
     """
     if cursor["done"]:
         return cursor
@@ -281,7 +292,10 @@ def restore_users(
     pool = cognito_read.describe_pool(clients.cognito, target["poolId"])
     username_attributes = pool.get("UsernameAttributes") or []
     policy = (pool.get("Policies") or {}).get("PasswordPolicy")
-    counts = {k: cursor[k] for k in ("created", "existing", "skipped", "failed")}
+    progress: Mapping[str, Any] = cursor
+    counts = {k: int(progress[k]) for k in _CURSOR_COUNTS}
+    groups_of = _shard_memberships(clients, request, shard)
+    missing_groups: set[str] = set()
     outcomes: list[dict[str, Any]] = []
     index = cursor["offset"]
     while index < len(records) and (not outcomes or clock() < deadline):
@@ -301,6 +315,17 @@ def restore_users(
         counts[
             {"created": "created", "existing": "existing", "failed": "failed"}.get(outcome.result, "skipped")
         ] += 1
+        groups = [
+            g
+            for g in groups_of.get(record["username"], ())
+            if selection.groups is None or g in selection.groups
+        ]
+        added, already, skipped = user_restore.restore_user_groups(
+            clients.cognito, target["poolId"], outcome, groups, missing_groups
+        )
+        counts["membershipsAdded"] += added
+        counts["membershipsExisting"] += already
+        counts["membershipsSkipped"] += skipped
     if outcomes:
         ws = workspace(request)
         key = _idmap_key(ws, shard, cursor["part"], cursor["offset"])
@@ -330,49 +355,45 @@ def username_map(clients: Clients, request: RestoreRequest, reader: BackupReader
     return {m["old_username"]: m["new_username"] for m in _id_maps(clients, request) if m.get("new_username")}
 
 
-def restore_memberships(
-    clients: Clients,
-    request: RestoreRequest,
-    target: TargetPool,
-    cursor: MembershipRestoreCursor,
-    budget_s: float,
-    clock: Clock = time.monotonic,
-) -> MembershipRestoreCursor:
+def index_memberships(clients: Clients, request: RestoreRequest, cursor: IndexCursor) -> IndexCursor:
+    """One pass of IndexMemberships: this pass's shards get their sealed ``{username: groups}`` object, written
+    at a key fixed by the shard, so a retried pass rewrites the same objects."""
     if cursor["done"]:
         return cursor
-    deadline = clock() + budget_s
+    passes = cursor["passes"] or min(
+        membership_index.passes_for(request["backupMemberships"]), max(1, len(request["shards"]))
+    )
+    shards = membership_index.pass_shards(request["shards"], passes, cursor["next"])
     reader = _reader(clients, request)
-    parts = reader.objects("memberships")
-    selection = _load_selection(clients, request)
-    names = username_map(clients, request, reader)
-    members_cache: dict[str, set[str] | None] = {}
-    counts = {"added": cursor["added"], "existing": cursor["existing"], "skipped": cursor["skipped"]}
-    part, offset = cursor["part"], cursor["offset"]
-    while part < len(parts) and clock() < deadline:
-        records = reader.read(parts[part])
-        while offset < len(records) and clock() < deadline:
-            chunk = [
-                m
-                for m in records[offset : offset + MEMBERSHIP_CHUNK]
-                if (selection.users is None or m["username"] in selection.users)
-                and (selection.groups is None or m["group"] in selection.groups)
-            ]
-            offset += MEMBERSHIP_CHUNK
-            added, existing, skipped = user_restore.restore_memberships(
-                clients.cognito, target["poolId"], chunk, names, members_cache=members_cache
-            )
-            counts["added"] += added
-            counts["existing"] += existing
-            counts["skipped"] += skipped
-        if offset >= len(records):
-            part, offset = part + 1, 0
-    done = part >= len(parts)
-    if done and target["created"]:
-        # Triggers and auto-verification only now: no message or trigger may act on restored users.
-        pool_restore.finalize_new_pool(
-            clients.cognito, target["poolId"], reader.config(), target["tempClientId"]
+    width = len(request["shards"][0]) if request["shards"] else 0
+    by_shard = membership_index.group_by_user(
+        (m for obj in reader.objects("memberships") for m in reader.read(obj)), shards, width
+    )
+    ws = workspace(request)
+    for shard, members in by_shard.items():
+        records = membership_index.records(members)
+        store.put_sealed(
+            clients, ws, request["settings"]["kmsKeyArn"], membership_index.key(ws, shard), records
         )
-    return {"part": part, "offset": offset, **counts, "done": done}  # type: ignore[typeddict-item]
+    done = cursor["next"] + 1
+    return {"next": done, "passes": passes, "done": done >= passes}
+
+
+def _shard_memberships(clients: Clients, request: RestoreRequest, shard: str) -> dict[str, list[str]]:
+    ws = workspace(request)
+    return {
+        m["username"]: m["groups"] for m in store.get_sealed(clients, ws, membership_index.key(ws, shard))
+    }
+
+
+def finalize_target(clients: Clients, request: RestoreRequest, target: TargetPool) -> FinalizeResult:
+    """A pool this restore created gets its triggers and auto-verification only now, after every user and
+    membership: no message or trigger may act on restored users."""
+    if not target["created"]:
+        return {"finalized": False}
+    reader = _reader(clients, request)
+    pool_restore.finalize_new_pool(clients.cognito, target["poolId"], reader.config(), target["tempClientId"])
+    return {"finalized": True}
 
 
 # --- verification and report --------------------------------------------------------------------------------------
@@ -411,7 +432,10 @@ def write_report(clients: Clients, state: Mapping[str, Any]) -> RestoreReportSum
     verification: RestoreVerification = state["verification"]
     shards = [r for r in state.get("shardResults") or [] if r]
     totals = {k: sum(int(r.get(k, 0)) for r in shards) for k in ("created", "existing", "skipped", "failed")}
-    memberships = state.get("memberships") or {}
+    memberships = {
+        k: sum(int(r.get("memberships" + k.capitalize(), 0)) for r in shards)
+        for k in ("added", "existing", "skipped")
+    }
     ws = workspace(request)
     idmaps = [
         item["Key"]
@@ -427,7 +451,7 @@ def write_report(clients: Clients, state: Mapping[str, Any]) -> RestoreReportSum
         "snapshot": state.get("snapshot"),
         "approval": state.get("approval"),
         "users": totals,
-        "memberships": {k: memberships.get(k, 0) for k in ("added", "existing", "skipped")},
+        "memberships": memberships,
         "groupsCreated": target["groupsCreated"],
         "configConflicts": target["conflicts"],
         "verification": verification,
@@ -448,5 +472,5 @@ def write_report(clients: Clients, state: Mapping[str, Any]) -> RestoreReportSum
         "reportKey": key,
         "passed": verification["passed"],
         **totals,  # type: ignore[typeddict-item]
-        "membershipsAdded": int(memberships.get("added", 0)),
+        "membershipsAdded": memberships["added"],
     }

@@ -1,5 +1,8 @@
 """Recreating backed-up users and their group memberships, one user at a time, never sending a message.
 
+Each user's groups are added right after the user: user creation (UserCreation, UserAccountRecovery quotas)
+and group adds (UserResourceUpdate) then draw on their quotas at the same time instead of one after the other.
+
 Fidelity rules (what a restored user looks like):
 - Attributes: everything but ``sub`` (Cognito always assigns a new one: the outcome carries old and new) and the
   read-only ``identities`` / ``cognito:*``; the e-mail and phone verified flags included.
@@ -19,7 +22,7 @@ restore (see :func:`_finish_interrupted`). Outcomes and errors never carry attri
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +30,6 @@ import botocore.exceptions
 
 from pipeline.aws import error_code
 from pipeline.cognito_read import pool_errors
-from pipeline.errors import PoolNotFound
 from pipeline.passwords import random_password
 
 if TYPE_CHECKING:
@@ -277,68 +279,68 @@ def restore_user(
             return UserOutcome(old_username, None, old_sub, None, FAILED, f"{exc.operation_name}: {code}")
 
 
-def _members(cognito: CognitoIdentityProviderClient, pool_id: str, group: str) -> set[str] | None:
-    """Current members of a group, or None when the group does not exist."""
-    members: set[str] = set()
+def _groups_of(cognito: CognitoIdentityProviderClient, pool_id: str, username: str) -> set[str]:
+    groups: set[str] = set()
     token: str | None = None
     while True:
-        kwargs: dict[str, Any] = {"UserPoolId": pool_id, "GroupName": group, "Limit": 60}
+        kwargs: dict[str, Any] = {"UserPoolId": pool_id, "Username": username, "Limit": 60}
         if token:
             kwargs["NextToken"] = token
-        try:
-            page = cognito.list_users_in_group(**kwargs)
-        except botocore.exceptions.ClientError as exc:
-            message = str(exc.response.get("Error", {}).get("Message", "")).lower()
-            if error_code(exc) == "ResourceNotFoundException" and "user pool" not in message:
-                return None
-            raise
-        members.update(u["Username"] for u in page.get("Users", []))
+        page = cognito.admin_list_groups_for_user(**kwargs)
+        groups.update(g["GroupName"] for g in page.get("Groups", []) if "GroupName" in g)
         token = page.get("NextToken")
         if not token:
-            return members
+            return groups
 
 
-def restore_memberships(
+def restore_user_groups(
     cognito: CognitoIdentityProviderClient,
     pool_id: str,
-    memberships: Iterable[Mapping[str, str]],
-    username_map: Mapping[str, str],
-    members_cache: MutableMapping[str, set[str] | None] | None = None,
+    outcome: UserOutcome,
+    groups: Sequence[str],
+    missing_groups: set[str],
 ) -> tuple[int, int, int]:
-    """Add backed-up memberships ({"group", "username"}); returns (added, already there, skipped).
+    """Add a just-restored user to its backed-up groups; returns (added, already there, skipped).
 
-    Usernames go through ``username_map`` (old -> new; e-mail-username pools); unmapped ones are used as they
-    are. A membership whose group or user is not in the pool is skipped and counted. Each group's current
-    members are listed once (60 per call, cheaper than one add per existing membership on a re-run); this holds
-    the member names of the groups touched in memory. A caller restoring in chunks passes the same
-    ``members_cache`` to every call of one invocation, so each group is listed once, not once per chunk.
+    A user this restore created is in no group yet, so its groups are added without a look. An existing user's
+    groups are read once (AdminListGroupsForUser) and only the missing ones added; adding twice would be harmless,
+    the look keeps the counts true. A user that was not restored, or a group the pool lacks, is skipped;
+    ``missing_groups`` remembers such groups across the users of one invocation.
     """
+    if outcome.result not in (CREATED, EXISTING):
+        return 0, 0, len(groups)
+    if not groups:
+        return 0, 0, 0
+    username = outcome.new_username or outcome.old_username
     added = already = skipped = 0
-    current: MutableMapping[str, set[str] | None] = {} if members_cache is None else members_cache
     with pool_errors(pool_id):
-        for membership in memberships:
-            group = membership["group"]
-            username = username_map.get(membership["username"], membership["username"])
-            if group not in current:
-                current[group] = _members(cognito, pool_id, group)
-            members = current[group]
-            if members is None:
+        current = _groups_of(cognito, pool_id, username) if outcome.result == EXISTING else set()
+        for group in groups:
+            if group in missing_groups:
                 skipped += 1
-                continue
-            if username in members:
+            elif group in current:
                 already += 1
-                continue
-            try:
-                cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=username, GroupName=group)
-            except botocore.exceptions.ClientError as exc:
-                message = str(exc.response.get("Error", {}).get("Message", "")).lower()
-                code = error_code(exc)
-                if code == "ResourceNotFoundException" and "user pool" in message:
-                    raise PoolNotFound(f"user pool {pool_id} not found in this account and Region") from exc
-                if code not in ("UserNotFoundException", "ResourceNotFoundException"):
-                    raise
-                skipped += 1
-                continue
-            members.add(username)
-            added += 1
+            else:
+                result = _add(cognito, pool_id, username, group)
+                added += result == _ADDED
+                skipped += result != _ADDED
+                if result == _NO_GROUP:
+                    missing_groups.add(group)
     return added, already, skipped
+
+
+_ADDED, _NO_GROUP, _NO_USER = "added", "no group", "no user"
+
+
+def _add(cognito: CognitoIdentityProviderClient, pool_id: str, username: str, group: str) -> str:
+    try:
+        cognito.admin_add_user_to_group(UserPoolId=pool_id, Username=username, GroupName=group)
+    except botocore.exceptions.ClientError as exc:
+        message = str(exc.response.get("Error", {}).get("Message", "")).lower()
+        code = error_code(exc)
+        if code == "UserNotFoundException":
+            return _NO_USER  # deleted by someone else since it was restored
+        if code == "ResourceNotFoundException" and "user pool" not in message:
+            return _NO_GROUP
+        raise
+    return _ADDED

@@ -26,7 +26,7 @@ from pipeline.pool_restore import (
     finalize_new_pool,
     restore_pool_config,
 )
-from pipeline.user_restore import UserOutcome, restore_memberships, restore_user
+from pipeline.user_restore import UserOutcome, restore_user, restore_user_groups
 
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
@@ -95,8 +95,17 @@ def restore(
         groups=groups,
     )
     pool = config["pool"]
-    outcomes = [
-        restore_user(
+    groups_of: dict[str, list[str]] = {}
+    for m in reader.memberships():
+        if groups is None or m["group"] in groups:
+            groups_of.setdefault(m["username"], []).append(m["group"])
+    outcomes: list[UserOutcome] = []
+    counts = (0, 0, 0)
+    missing: set[str] = set()
+    for record in reader.users():
+        if users is not None and record["username"] not in users:
+            continue
+        outcome = restore_user(
             cognito,
             result.pool_id,
             record,
@@ -104,16 +113,11 @@ def restore(
             password_policy=(pool.get("Policies") or {}).get("PasswordPolicy"),
             temp_client_id=result.temp_client_id,
         )
-        for record in reader.users()
-        if users is None or record["username"] in users
-    ]
-    username_map = {o.old_username: o.new_username for o in outcomes if o.new_username}
-    memberships = [
-        m
-        for m in reader.memberships()
-        if (users is None or m["username"] in users) and (groups is None or m["group"] in groups)
-    ]
-    counts = restore_memberships(cognito, result.pool_id, memberships, username_map)
+        outcomes.append(outcome)
+        added = restore_user_groups(
+            cognito, result.pool_id, outcome, groups_of.get(record["username"], []), missing
+        )
+        counts = (counts[0] + added[0], counts[1] + added[1], counts[2] + added[2])
     if finalize and new_pool_name is not None:
         finalize_new_pool(cognito, result.pool_id, config, result.temp_client_id)
     return Restored(result, outcomes, counts)

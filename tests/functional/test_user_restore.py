@@ -13,7 +13,7 @@ from test_pool_restore import World, backup_pool, make_world, restore
 from pipeline import passwords, user_restore
 from pipeline.diff import diff_pool
 from pipeline.pool_restore import restore_pool_config
-from pipeline.user_restore import restore_memberships, restore_user
+from pipeline.user_restore import UserOutcome, restore_user, restore_user_groups
 
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
@@ -244,30 +244,35 @@ def test_a_rejected_user_fails_alone_without_its_data_in_the_note(world: World) 
     assert outcome.note == "AdminCreateUser: InvalidParameterException"
 
 
-def test_memberships_skip_missing_users_and_groups(world: World) -> None:
+def test_groups_follow_their_user_and_skip_what_is_missing(world: World) -> None:
     cognito = world.cognito
-    pool_id = world.pool.pool_id
     reader = backup_pool(world)
-    config = reader.config()
     some = next(iter(reader.memberships()))
     target = cognito.create_user_pool(PoolName="t")["UserPool"]["Id"]
-    restore_pool_config(cognito, config, source="a/b", target_pool_id=target, groups={some["group"]})
-    cognito.admin_create_user(UserPoolId=target, Username=some["username"], MessageAction="SUPPRESS")
-    memberships = [
-        some,
-        {"group": some["group"], "username": "nobody"},
-        {"group": "no-such-group", "username": some["username"]},
-    ]
-    assert restore_memberships(cognito, target, memberships, {}) == (1, 0, 2)
-    assert restore_memberships(cognito, target, memberships, {}) == (0, 1, 2)
-    cache: dict[str, set[str] | None] = {}
-    assert restore_memberships(cognito, target, memberships[:1], {}, cache) == (0, 1, 0)
-    assert cache == {some["group"]: {some["username"]}}
-    assert restore_memberships(cognito, target, memberships[1:], {}, cache) == (0, 0, 2)
-    assert cache[some["group"]] == {some["username"]} and cache["no-such-group"] is None
+    restore_pool_config(cognito, reader.config(), source="a/b", target_pool_id=target, groups={some["group"]})
+    record = next(u for u in reader.users() if u["username"] == some["username"])
+    kwargs: dict[str, Any] = {"username_attributes": [], "password_policy": None, "temp_client_id": None}
+    created = restore_user(cognito, target, record, **kwargs)
+    assert created.result == "created"
+    missing: set[str] = set()
+    groups = [some["group"], "no-such-group"]
+    assert restore_user_groups(cognito, target, created, groups, missing) == (1, 0, 1)
+    assert missing == {"no-such-group"}
+    # Run again (a retried slice): the user now exists, its groups are looked up and nothing is added twice.
+    again = restore_user(cognito, target, record, **kwargs)
+    assert again.result == "existing"
+    assert restore_user_groups(cognito, target, again, groups, missing) == (0, 1, 1)
     members = cognito.list_users_in_group(UserPoolId=target, GroupName=some["group"])["Users"]
     assert [m["Username"] for m in members] == [some["username"]]
-    assert pool_id != target
+    # A user that was not restored gets none of its groups.
+    failed = UserOutcome(
+        some["username"], None, None, None, "failed", "AdminCreateUser: InvalidParameterException"
+    )
+    assert restore_user_groups(cognito, target, failed, groups, set()) == (0, 0, 2)
+    # A user deleted meanwhile is skipped, and its group is not taken for missing.
+    cognito.admin_delete_user(UserPoolId=target, Username=some["username"])
+    assert restore_user_groups(cognito, target, created, [some["group"]], missing) == (0, 0, 1)
+    assert some["group"] not in missing
 
 
 def test_throttled_pipeline_client_works_too() -> None:

@@ -93,15 +93,22 @@ def test_restore_pool_config_passes_roles_to_cognito_only(default_synth: Synth) 
     assert ":role/*" in json.dumps(pass_role["Resource"])
 
 
-def test_restore_memberships_can_finalize_a_new_pool(default_synth: Synth) -> None:
-    actions = _actions(_task_statements(default_synth, "RestoreMemberships"))
-    assert {
-        "cognito-idp:AdminAddUserToGroup",
-        "cognito-idp:UpdateUserPool",
-        "cognito-idp:DeleteUserPoolClient",
-        "iam:PassRole",
-    } <= actions
-    assert "cognito-idp:AdminCreateUser" not in actions
+def test_finalize_target_pool_can_finalize_a_new_pool_and_nothing_else(default_synth: Synth) -> None:
+    actions = _actions(_task_statements(default_synth, "FinalizeTargetPool"))
+    assert {"cognito-idp:UpdateUserPool", "cognito-idp:DeleteUserPoolClient", "iam:PassRole"} <= actions
+    assert not actions & {"cognito-idp:AdminCreateUser", "cognito-idp:AdminAddUserToGroup", "s3:PutObject"}
+
+
+def test_restore_users_adds_each_user_to_its_groups(default_synth: Synth) -> None:
+    actions = _actions(_task_statements(default_synth, "RestoreUsers"))
+    assert {"cognito-idp:AdminAddUserToGroup", "cognito-idp:AdminListGroupsForUser"} <= actions
+    assert "iam:PassRole" not in actions
+
+
+def test_index_memberships_touches_no_pool(default_synth: Synth) -> None:
+    actions = _actions(_task_statements(default_synth, "IndexMemberships"))
+    assert not {a for a in actions if a.startswith("cognito-idp:")}
+    assert {"s3:GetObject", "s3:PutObject", "kms:Decrypt", "kms:GenerateDataKey"} <= actions
 
 
 def test_verify_restore_and_report_only_read_cognito(default_synth: Synth) -> None:

@@ -60,11 +60,12 @@ def test_restore_progress_announces_the_request_once_and_sums_shards() -> None:
     p.update(entered("RequestApproval"))
     assert "WAITING FOR APPROVAL" in p.line(0.0)
     p.update(exited("RequestApproval", {}))
-    cursor = {"created": 3, "existing": 1, "skipped": 0, "failed": 0, "done": True}
+    cursor = {"created": 3, "existing": 1, "skipped": 0, "failed": 0, "membershipsAdded": 5, "done": True}
     p.update(exited("RestoreUsers", {"shard": "a", "cursor": cursor}))
     assert seen == ["rr-1"]
     assert p.total("created") == 3
     assert "WAITING" not in p.line(1.0)
+    assert "memberships added 5" in p.line(1.0)
 
 
 def test_printer_writes_lines_when_not_a_terminal() -> None:
