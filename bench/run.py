@@ -30,7 +30,7 @@ TARGET = "us-east-1_BenchDst1"
 CONFIG_CALLS = 6  # DescribeUserPool, GetUserPoolMfaConfig, ListUserPoolClients, ListIdentityProviders,
 # ListResourceServers, ListGroups: the least a pool's configuration capture can cost
 NAMES = {
-    "a": "(a) this pipeline, one worker per shard",
+    "a": "(a) this pipeline, every shard and group slice at once",
     "a-asl": "(a) this pipeline, both Maps' MaxConcurrency as in the ASL",
     "b": "(b) CLIs: ListUsers chain + AdminListGroupsForUser per user",
     "c": "(c) retired AWS solution: 10 calls/s, ListUsersInGroup per group",
@@ -121,7 +121,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     **info,
                     "lower_bound_calls": lower_bound_calls(pool),
                     "runs": {k: _plain(r) for k, r in runs.items()},
-                    "cost": cost.per_million(cost.backup_cost(runs["a"]), size),
+                    "cost": cost.per_million(cost.backup_cost(runs["a-asl"]), size),
                 }
             )
         if size in args.restore_sizes:
@@ -307,8 +307,8 @@ def cost_section(results: dict[str, Any]) -> list[str]:
     entry = max(results["backup"], key=lambda e: e["users"])
     items = entry["cost"]
     rows = [
-        f"From the measured counts of (a) at {entry['users']:,} users, per million users backed up "
-        f"(prices as of {cost.PRICES_AS_OF}, assumptions):",
+        f"From the measured counts of (a) with the ASL's MaxConcurrency at {entry['users']:,} users, per million "
+        f"users backed up (prices as of {cost.PRICES_AS_OF}, assumptions):",
         "",
         "| item | $ / million users |",
         "|---|---:|",
@@ -429,14 +429,18 @@ def analysis(results: dict[str, Any]) -> list[str]:
         bound = entry["lower_bound_calls"] / throttle.QUOTA_RPS["UserList"]
         page_s = DEFAULT_LATENCY["ListUsersInGroup"] * results["latency_scale"]
         chain_s = math.ceil(entry["largest_group"] / 60) * page_s
+        asl_s = runs["a-asl"]["virtual_s"]
         out.append(
-            f"- At {entry['users']:,} users (a) takes {_fmt_s(runs['a']['virtual_s'])} against a quota bound of "
-            f"{_fmt_s(bound)}. Its {calls['ListUsers']:,} ListUsers pages (the shards' Map) and "
-            f"{calls['ListUsersInGroup']:,} ListUsersInGroup pages (the group slices' Map, "
-            f"{results['asl']['backup_slices']} at a time in the ASL) run side by side and draw from one UserList "
-            "budget, so the quota is kept busy until the end. The memberships of one group are one token "
-            f"chain: the largest group ({entry['largest_group']:,} members) needs at least {_fmt_s(chain_s)} "
-            "at one page per call latency, which bounds any approach from below when it exceeds the quota bound."
+            f"- At {entry['users']:,} users the quota bound is {_fmt_s(bound)}. (a) pages "
+            f"{calls['ListUsers']:,} ListUsers pages (the shards' Map) and {calls['ListUsersInGroup']:,} "
+            "ListUsersInGroup pages (the group slices' Map) side by side, from one UserList budget. With both "
+            f"Maps' MaxConcurrency as in the ASL ({results['asl']['backup']} shards and "
+            f"{results['asl']['backup_slices']} slices at once) it takes {_fmt_s(asl_s)}: the quota stays busy "
+            f"until the end. With every shard and slice at once it takes {_fmt_s(runs['a']['virtual_s'])}: the "
+            "budget serves callers in arrival order, so each of the many loops gets an equal share, and the "
+            "largest group's chain falls behind and finishes alone at one page per call latency. The memberships "
+            f"of one group are one token chain: the largest group ({entry['largest_group']:,} members) needs at "
+            f"least {_fmt_s(chain_s)} on its own, a floor for any approach when it exceeds the quota bound."
         )
         out.append(
             "- (b) pays one AdminListGroupsForUser per user and is sequential, so it is latency-bound; (c) is "
@@ -452,9 +456,9 @@ def analysis(results: dict[str, Any]) -> list[str]:
         out.append(
             f"- Restore (a) adds each user's groups right after the user, so user creation and group adds "
             f"draw on their quotas at the same time; at {entry['users']:,} users the slowest category is "
-            f"{slowest} ({per_category[slowest]:,} calls at {throttle.QUOTA_RPS[slowest]:.0f} RPS). "
-            f"{RESTORE_NAMES['a-asl']} runs {results['asl']['restore']} shards at once; fewer than that many "
-            "workers cannot keep every category busy, since each worker waits on one call at a time."
+            f"{slowest} ({per_category[slowest]:,} calls at {throttle.QUOTA_RPS[slowest]:.0f} RPS). The ASL's "
+            f"restore Map runs {results['asl']['restore']} shards at once: each worker waits on one call at a "
+            "time, so it takes several of them to keep every category busy."
         )
     return out
 
