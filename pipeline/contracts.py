@@ -158,6 +158,7 @@ class RestoreRequestEvent(TypedDict):
     approvalTimeoutSeconds: int
     executionArn: str
     settings: Storage
+    execution: NotRequired[dict[str, Any]]  # the execution input, for the optional distributedShardThreshold
 
 
 class RestoreRequest(TypedDict):
@@ -166,6 +167,7 @@ class RestoreRequest(TypedDict):
     settings: Storage
     target: RestoreTarget
     shards: list[str]
+    distributed: bool  # the shards restore as a distributed Map (the RestoreAtScale Choice)
     selectionKey: str | None  # the resolved selection (users and groups), sealed in the restore's workspace
     requestedBy: str
     approvalTimeoutSeconds: int

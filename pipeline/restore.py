@@ -16,7 +16,17 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pipeline import approval, audit, cognito_read, diff, membership_index, pool_restore, store, user_restore
+from pipeline import (
+    approval,
+    audit,
+    cognito_read,
+    diff,
+    membership_index,
+    pool_restore,
+    shards,
+    store,
+    user_restore,
+)
 from pipeline.aws import Clients
 from pipeline.backup_reader import BackupReader
 from pipeline.contracts import (
@@ -156,6 +166,13 @@ def _requested_selection(
     return resolve_selection(reader, set(doc.get("users") or []), set(doc.get("groups") or []))
 
 
+def _runs_distributed(event: RestoreRequestEvent, shard_count: int) -> bool:
+    """Like the backup's PlanShards: many shards restore as child executions, so the history stays small."""
+    execution = event.get("execution")
+    threshold = execution.get(shards.THRESHOLD_INPUT_KEY) if isinstance(execution, Mapping) else None
+    return shards.runs_distributed(shard_count, threshold)
+
+
 def validate_request(clients: Clients, event: RestoreRequestEvent) -> RestoreRequest:
     """Reads only: the backup is verified in full, the target checked, the selection resolved and sealed."""
     settings = event["settings"]
@@ -176,6 +193,7 @@ def validate_request(clients: Clients, event: RestoreRequestEvent) -> RestoreReq
         "settings": settings,
         "target": target,  # type: ignore[typeddict-item]
         "shards": list(reader.doc["shards"]),
+        "distributed": _runs_distributed(event, len(reader.doc["shards"])),
         "selectionKey": None,
         "requestedBy": event["requestedBy"],
         "approvalTimeoutSeconds": timeout,

@@ -1,4 +1,5 @@
-"""Large pools export their shards through a distributed Map (ShardsAtScale -> ExportShardsDistributed).
+"""Large pools export and restore their shards through a distributed Map (ShardsAtScale ->
+ExportShardsDistributed, RestoreAtScale -> RestoreShardsDistributed).
 
 The threshold is an operator knob of the execution input (``distributedShardThreshold``), so a small pool can take
 the distributed branch here exactly as a 500k-user pool takes it by default.
@@ -13,8 +14,9 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 from conftest import COGNITO, Call, FaultInjector, World, cognito_error, contents, open_world
+from restore_helpers import BackgroundRestore, decide, principal, restore_payload, wait_for_request
 
-from pipeline import backup, shards
+from pipeline import backup, diff, shards
 from pipeline.backup_reader import BackupReader
 from pipeline.contracts import PoolState
 from pipeline.errors import InvalidRequest
@@ -142,3 +144,38 @@ def test_a_failed_shard_in_the_distributed_map_fails_the_backup(world: World, fa
     assert "PoolBackupFailed" in _entered(world, execution)
     listed = world.clients.s3.list_objects_v2(Bucket=world.account.storage["bucket"])
     assert not [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith("manifest.json")]
+
+
+@pytest.mark.e2e
+def test_a_forced_distributed_map_restores_a_faithful_pool(world: World) -> None:
+    _, backed_up = _run(world, threshold=None)
+    assert backed_up.status == "SUCCEEDED", backed_up.cause
+    uri = backed_up.output["backups"][0]["uri"]
+    payload = restore_payload(world.clients, uri, new_pool="restored-at-scale")
+    payload[shards.THRESHOLD_INPUT_KEY] = 16
+    run = BackgroundRestore(world.engine, world.account.storage, payload, timeout_s=600).start()
+    request = wait_for_request(world.clients, world.account.storage, deadline_s=120)
+    decide(
+        world.engine,
+        principal(world.clients, "approver"),
+        world.account.storage,
+        request.request_id,
+        approve=True,
+    )
+    outcome = run.wait(600)
+    assert outcome.succeeded, outcome.message
+
+    entered = _entered(world, outcome.execution_arn)
+    assert {"RestoreAtScale", "RestoreShardsDistributed", "FinalizeTargetPool"} <= entered
+    assert "RestoreShards" not in entered
+    assert {"MapRunStarted", "MapRunSucceeded"} <= {
+        e["type"] for e in world.engine.history(outcome.execution_arn)
+    }
+    report = outcome.output["report"]
+    assert (report["created"], report["failed"]) == (USERS, 0)
+    assert report["membershipsAdded"] == world.pool.memberships
+    reader = BackupReader.open(world.clients, parse_backup_uri(uri))
+    compared = diff.diff_pool(
+        world.clients.cognito, reader, outcome.output["targetPoolId"], extra_allowed=False
+    )
+    assert compared.identical, compared.counts()
