@@ -120,3 +120,41 @@ def estimate(
         distributed_parent_events=base + MAP_FIXED + MAP_RUN,
         distributed_child_events=EXECUTION + per_shard - MAP_PER_ITERATION,
     )
+
+
+RESTORE_ASL = ASL.with_name("restore.asl.json")
+
+
+@dataclass(frozen=True)
+class RestoreHistoryEstimate:
+    users: int
+    shards: int
+    invocations_per_shard: int
+    inline_events: int
+    distributed_parent_events: int
+    distributed_child_events: int
+
+
+def restore_estimate(users: int, *, concurrency: int, users_per_second: float) -> RestoreHistoryEstimate:
+    """Events of one restore: a RestoreUsers call restores until its part ends or its 300 s budget runs out,
+    with ``users_per_second`` (the slowest quota's pace) shared by the shards running at once. Every top-level
+    state is counted once, though the approval paths exclude each other: an upper bound."""
+    asl = load_asl(RESTORE_ASL)
+    n_shards = len(shards.plan_shards(users))
+    per_shard = math.ceil(users / n_shards)
+    per_call = min(backup.USERS_PER_PART, max(1, int(users_per_second / min(concurrency, n_shards) * 300.0)))
+    parts, last = divmod(per_shard, backup.USERS_PER_PART)
+    k = parts * math.ceil(backup.USERS_PER_PART / per_call) + math.ceil(last / per_call)
+    shard_states = asl["States"]["RestoreShards"]["ItemProcessor"]["States"]
+    loop, once = _loop_visits(shard_states, {"RestoreUsers", "MoreUsersToRestore"})
+    per_iteration = MAP_PER_ITERATION + once + k * loop
+    top = sum(EVENTS.get(st["Type"], 0) for st in asl["States"].values() if st["Type"] not in ("Map", "Fail"))
+    base = EXECUTION + top
+    return RestoreHistoryEstimate(
+        users=users,
+        shards=n_shards,
+        invocations_per_shard=k,
+        inline_events=base + MAP_FIXED + n_shards * per_iteration,
+        distributed_parent_events=base + MAP_FIXED + MAP_RUN,
+        distributed_child_events=EXECUTION + per_iteration - MAP_PER_ITERATION,
+    )

@@ -301,6 +301,31 @@ def history_section(results: dict[str, Any]) -> list[str]:
     return rows
 
 
+def restore_history_section(results: dict[str, Any]) -> list[str]:
+    entry = max(results["restore"], key=lambda e: e["users"])
+    calls: Counter[str] = Counter(entry["runs"]["a"]["calls"])
+    pace = entry["users"] / quota_bound_s(calls) * throttle.DEFAULT_FRACTION
+    rows = [
+        f"A restore paces at its slowest quota: {pace:.1f} users/s at the deployed {throttle.DEFAULT_FRACTION:.0%} "
+        f"of the quotas (measured at {entry['users']:,} users above), shared by the "
+        f"{results['asl']['restore']} shards the restore Map runs at once, so a RestoreUsers call covers a few "
+        "hundred users before its 300 s budget ends. From 256 shards (RestoreAtScale) the shards run as a "
+        "distributed Map.",
+        "",
+        "| users | shards | RestoreUsers calls / shard | inline Map: events in one history | distributed Map: parent "
+        "| distributed Map: each child |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for users in (100_000, 1_000_000, 3_000_000, 10_000_000):
+        est = history.restore_estimate(users, concurrency=results["asl"]["restore"], users_per_second=pace)
+        over = " (over the quota)" if est.inline_events > history.HISTORY_QUOTA else ""
+        rows.append(
+            f"| {users:,} | {est.shards} | {est.invocations_per_shard} | {est.inline_events:,}{over} | "
+            f"{est.distributed_parent_events:,} | {est.distributed_child_events:,} |"
+        )
+    return rows
+
+
 def cost_section(results: dict[str, Any]) -> list[str]:
     if not results["backup"]:
         return []
@@ -402,6 +427,8 @@ def report(results: dict[str, Any], args: argparse.Namespace, wall_s: float, plo
         "Map each shard is a child execution with its own history (its events are in the last column); the "
         "parent records only the Map Run. Only the distributed Map stays far below 25,000 events at every "
         "concurrency, which is why large pools need it.",
+        "",
+        *(restore_history_section(results) if results["restore"] else []),
         "",
         "## Cost",
         "",

@@ -185,3 +185,13 @@ def test_history_inline_map_exceeds_the_quota_where_distributed_does_not() -> No
     assert est.inline_events > history.HISTORY_QUOTA
     assert est.distributed_parent_events < history.HISTORY_QUOTA
     assert est.distributed_child_events < 1_000
+
+
+def test_restore_history_needs_the_distributed_map_in_the_millions() -> None:
+    small = history.restore_estimate(100_000, concurrency=8, users_per_second=11.6)
+    assert small.shards == 16 and small.inline_events < history.HISTORY_QUOTA
+    large = history.restore_estimate(10_000_000, concurrency=8, users_per_second=11.6)
+    assert large.shards == 256
+    assert large.inline_events > history.HISTORY_QUOTA
+    assert large.distributed_parent_events < 200
+    assert large.distributed_child_events < 1_000
