@@ -381,11 +381,11 @@ def index_memberships(clients: Clients, request: RestoreRequest, cursor: IndexCu
     passes = cursor["passes"] or min(
         membership_index.passes_for(request["backupMemberships"]), max(1, len(request["shards"]))
     )
-    shards = membership_index.pass_shards(request["shards"], passes, cursor["next"])
+    this_pass = membership_index.pass_shards(request["shards"], passes, cursor["next"])
     reader = _reader(clients, request)
     width = len(request["shards"][0]) if request["shards"] else 0
     by_shard = membership_index.group_by_user(
-        (m for obj in reader.objects("memberships") for m in reader.read(obj)), shards, width
+        (m for obj in reader.objects("memberships") for m in reader.read(obj)), this_pass, width
     )
     ws = workspace(request)
     for shard, members in by_shard.items():
@@ -448,10 +448,10 @@ def write_report(clients: Clients, state: Mapping[str, Any]) -> RestoreReportSum
     request: RestoreRequest = state["request"]
     target: TargetPool = state["target"]
     verification: RestoreVerification = state["verification"]
-    shards = [r for r in state.get("shardResults") or [] if r]
-    totals = {k: sum(int(r.get(k, 0)) for r in shards) for k in ("created", "existing", "skipped", "failed")}
+    results = [r for r in state.get("shardResults") or [] if r]
+    totals = {k: sum(int(r.get(k, 0)) for r in results) for k in ("created", "existing", "skipped", "failed")}
     memberships = {
-        k: sum(int(r.get("memberships" + k.capitalize(), 0)) for r in shards)
+        k: sum(int(r.get("memberships" + k.capitalize(), 0)) for r in results)
         for k in ("added", "existing", "skipped")
     }
     ws = workspace(request)
