@@ -198,6 +198,13 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def _label(names: dict[str, str], key: str, run: dict[str, Any]) -> str:
+    """An approach's table cell: its name, its workers for (a), and whether its numbers are extrapolated."""
+    workers = f", {run['workers']} workers" if key.startswith("a") else ""
+    note = f" *(extrapolated from {run['extrapolated_from']:,} users)*" if run["extrapolated_from"] else ""
+    return f"{names[key]}{workers}{note}"
+
+
 def backup_table(entry: dict[str, Any]) -> list[str]:
     users, lb = entry["users"], entry["lower_bound_calls"]
     bound = lb / throttle.QUOTA_RPS["UserList"]
@@ -211,12 +218,8 @@ def backup_table(entry: dict[str, Any]) -> list[str]:
     ]
     for key, run in entry["runs"].items():
         calls = sum(run["calls"].values())
-        note = (
-            f" *(extrapolated from {run['extrapolated_from']:,} users)*" if run["extrapolated_from"] else ""
-        )
-        workers = f", {run['workers']} workers" if key.startswith("a") else ""
         rows.append(
-            f"| {NAMES[key]}{workers}{note} | {_fmt_s(run['virtual_s'])} | {calls / users * 1000:.2f} | "
+            f"| {_label(NAMES, key, run)} | {_fmt_s(run['virtual_s'])} | {calls / users * 1000:.2f} | "
             f"{calls / lb:.3f} | {bound / run['virtual_s']:.1%} | {run['client_cpu_s'] / users * 1e6:.0f} ms | "
             f"{run['throttled']} | {run['wall_s']:.1f} s |"
         )
@@ -237,12 +240,8 @@ def restore_table(entry: dict[str, Any]) -> list[str]:
     ]
     for key, run in entry["runs"].items():
         calls = sum(run["calls"].values())
-        note = (
-            f" *(extrapolated from {run['extrapolated_from']:,} users)*" if run["extrapolated_from"] else ""
-        )
-        workers = f", {run['workers']} workers" if key.startswith("a") else ""
         rows.append(
-            f"| {RESTORE_NAMES[key]}{workers}{note} | {_fmt_s(run['virtual_s'])} | {calls / users * 1000:.0f} | "
+            f"| {_label(RESTORE_NAMES, key, run)} | {_fmt_s(run['virtual_s'])} | {calls / users * 1000:.0f} | "
             f"{strict / run['virtual_s']:.1%} | "
             f"{run['client_cpu_s'] / users * 1e6:.0f} ms | {run['throttled']} | {run['wall_s']:.1f} s |"
         )

@@ -187,11 +187,9 @@ class TargetPool(TypedDict):
     tempClientId: str | None
 
 
-class RestoreCursor(TypedDict):
-    """Progress of one shard's RestoreUsers loop: users, and the memberships added right after each user."""
+class RestoreCounts(TypedDict):
+    """What a shard's restore did so far: users, and the memberships added right after each user."""
 
-    part: int
-    offset: int
     created: int
     existing: int
     skipped: int
@@ -199,6 +197,13 @@ class RestoreCursor(TypedDict):
     membershipsAdded: int
     membershipsExisting: int
     membershipsSkipped: int
+
+
+class RestoreCursor(RestoreCounts):
+    """Progress of one shard's RestoreUsers loop."""
+
+    part: int
+    offset: int
     done: bool
 
 
@@ -214,15 +219,8 @@ class FinalizeResult(TypedDict):
     finalized: bool
 
 
-class RestoreShardResult(TypedDict):
+class RestoreShardResult(RestoreCounts):
     shard: str
-    created: int
-    existing: int
-    skipped: int
-    failed: int
-    membershipsAdded: int
-    membershipsExisting: int
-    membershipsSkipped: int
     done: bool
 
 

@@ -32,6 +32,7 @@ from pipeline.backup_reader import BackupReader
 from pipeline.contracts import (
     FinalizeResult,
     IndexCursor,
+    RestoreCounts,
     RestoreCursor,
     RestoreReportSummary,
     RestoreRequest,
@@ -49,15 +50,7 @@ log = logger(__name__)
 
 Clock = Callable[[], float]
 MIN_APPROVAL_S, MAX_APPROVAL_S = 5, 7 * 24 * 3600
-_CURSOR_COUNTS = (
-    "created",
-    "existing",
-    "skipped",
-    "failed",
-    "membershipsAdded",
-    "membershipsExisting",
-    "membershipsSkipped",
-)
+_CURSOR_COUNTS = tuple(RestoreCounts.__annotations__)
 _POOL_NAME = re.compile(r"^[\w\s+=,.@-]{1,128}$")
 SELECTION_CONTEXT_APP = "cognito-backuper"
 
