@@ -1,7 +1,7 @@
 """The approaches compared, each driven against the same emulator and data.
 
-(a) this pipeline: the real ``pipeline.backup`` / ``pipeline.user_restore`` functions, one Lambda invocation per
-    call the state machine would make, shards in parallel on the virtual clock. S3 and KMS are in-memory
+(a) this pipeline: the real ``pipeline.backup.steps`` / ``pipeline.restore.user_restore`` functions, one Lambda
+    invocation per call the state machine would make, shards in parallel on the virtual clock. S3 and KMS are in-memory
     stand-ins that count requests; the encode (JSON Lines + gzip) and AES-256-GCM sealing are the real code.
 (b) the popular CLIs: one sequential ListUsers chain, then AdminListGroupsForUser per user.
 (c) the retired AWS reference solution: every call under one 10 calls/s cap; ListGroups, ListUsersInGroup per
@@ -23,9 +23,11 @@ from typing import Any, cast
 
 from bench.emulator import CognitoClient, Emulator, Pool, global_limiter, pipeline_budget
 from bench.vclock import VirtualClock
-from pipeline import backup, cognito_read, shards, user_restore
-from pipeline.aws import Clients
-from pipeline.contracts import (
+from pipeline.backup import steps as backup
+from pipeline.cognito import reading as cognito_read
+from pipeline.cognito import shards
+from pipeline.core.aws import Clients
+from pipeline.core.contracts import (
     GroupSlice,
     MembershipCursor,
     PoolJob,
@@ -34,11 +36,12 @@ from pipeline.contracts import (
     SliceState,
     UserCursor,
 )
+from pipeline.restore import user_restore
 
 INVOKE_OVERHEAD_S = 0.05  # assumed: one state transition plus a warm Lambda invoke
 S3_PUT_LATENCY_S = 0.05
 KMS_LATENCY_S = 0.01
-TASK_BUDGET_S = 300.0  # pipeline.lambda_runtime.MAX_SLICE_S: what a 15-minute ExportUsers task pages for
+TASK_BUDGET_S = 300.0  # pipeline.core.lambda_runtime.MAX_SLICE_S: what a 15-minute ExportUsers task pages for
 REFERENCE_TPS = 10.0
 
 

@@ -7,7 +7,7 @@
 - A modelled latency per operation, slept on the virtual clock after the request is admitted.
 - :class:`CognitoClient` has boto3's method names and shapes and raises botocore ``ClientError``, so the
   pipeline's own functions run against it unchanged. botocore events do not fire for a fake, so it does what
-  ``pipeline.throttle.install`` hooks do: ``RateBudget.acquire`` before every attempt, ``on_throttle`` and a
+  ``pipeline.cognito.throttle.install`` hooks do: ``RateBudget.acquire`` before every attempt, ``on_throttle`` and a
   full-jitter backoff on the virtual clock for a throttled one, ``on_success`` after a good one.
 """
 
@@ -27,8 +27,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bench.vclock import VirtualClock
-from pipeline import throttle
-from pipeline.errors import Throttled
+from pipeline.cognito import throttle
+from pipeline.core.errors import Throttled
 
 Limiter = Callable[[str, str | None], float]
 

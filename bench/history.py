@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import backup, shards
+from pipeline.backup import steps as backup
+from pipeline.cognito import shards
 
 ASL = Path(__file__).resolve().parents[1] / "statemachines" / "backup.asl.json"
 HISTORY_QUOTA = 25_000

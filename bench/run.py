@@ -23,7 +23,7 @@ from bench import approaches, cost, history
 from bench.approaches import Run
 from bench.emulator import DEFAULT_LATENCY, DEFAULT_OP_LATENCY, Emulator, Pool, PoolSpec, generate_pool
 from bench.vclock import VirtualClock
-from pipeline import throttle
+from pipeline.cognito import throttle
 
 SOURCE = "us-east-1_BenchSrc1"
 TARGET = "us-east-1_BenchDst1"
@@ -372,14 +372,14 @@ def report(results: dict[str, Any], args: argparse.Namespace, wall_s: float, plo
         'and charge it to Cognito. The client CPU is reported separately; "bench wall" is the wall time this '
         "machine needed.",
         "- **Client-side rate limiting is the pipeline's own**: every worker draws from one "
-        "`pipeline.throttle.RateBudget(fraction=1.0, clock=vclock.now, sleep=vclock.sleep)`; the fake client "
+        "`pipeline.cognito.throttle.RateBudget(fraction=1.0, clock=vclock.now, sleep=vclock.sleep)`; the fake client "
         "calls `budget.acquire(op, pool)` before each attempt and `on_throttle`/`on_success` after it, with the "
         "same full-jitter backoff as `throttle.install` (whose botocore hooks a fake does not fire). The "
         "deployed default is `fraction=0.5` (half the quota left to production traffic), which halves every "
         "(a) rate below by design; the benchmark measures the machinery at the whole quota.",
-        "- **(a) runs the real code**: `pipeline.backup.capture_config`, `plan`, `export_users` (one call per "
+        "- **(a) runs the real code**: `pipeline.backup.steps.capture_config`, `plan`, `export_users` (one call per "
         "Lambda invocation the ExportUsers loop would make, 300 s task budget), `export_memberships`; restore "
-        "runs `pipeline.user_restore.restore_user` then `restore_user_groups` per user, one RestoreUsers "
+        "runs `pipeline.restore.user_restore.restore_user` then `restore_user_groups` per user, one RestoreUsers "
         "invocation per backup part, after an IndexMemberships invocation modelled as S3 reads and writes. "
         "S3 PutObject and KMS GenerateDataKey are counting stand-ins; JSON Lines + gzip and "
         "AES-256-GCM sealing are the real `records`/`envelope` code, so the client CPU includes them. "

@@ -4,7 +4,7 @@ The operator role starts and follows the machines and reads backups (verify, dif
 send a task token back. The approver role reads pending requests and records a decision; it cannot start a
 restore. Both are assumable from this account only, by principals an IAM policy allows to, with a session name
 and a source identity, so CloudTrail and the audit trail name the person. The pipeline refuses self-approval
-on top of this (pipeline.approval.same_principal).
+on top of this (pipeline.restore.approval.same_principal).
 """
 
 from __future__ import annotations

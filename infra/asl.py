@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.settings import InfraConfigError
-from pipeline import task_names
+from pipeline.core import task_names
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STATEMACHINES_DIR = PROJECT_ROOT / "statemachines"

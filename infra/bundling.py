@@ -20,6 +20,8 @@ from aws_cdk import DockerImage, ILocalBundling
 
 # What goes into the function package besides the third-party wheels.
 PACKAGES = ("pipeline", "tasks", "statemachines")
+# The operator side (CLI, engines, demo, seeding) never runs in a Lambda: it stays out of the asset and its hash.
+OPERATOR_SIDE = ("pipeline/operator",)
 _IGNORED = shutil.ignore_patterns(
     "__pycache__", "*.pyc", "*.pyo", ".mypy_cache", ".pytest_cache", ".ruff_cache"
 )
@@ -33,6 +35,8 @@ ASSET_EXCLUDES = [
     "!pyproject.toml",
     *(f"!{p}" for p in PACKAGES),
     *(f"!{p}/**" for p in PACKAGES),
+    *OPERATOR_SIDE,
+    *(f"{p}/**" for p in OPERATOR_SIDE),
     "**/__pycache__",
     "**/*.pyc",
 ]
@@ -74,8 +78,11 @@ def pip_command(target: Path, requirements: Sequence[str], python_version: str) 
 
 
 def copy_packages(project_root: Path, target: Path) -> None:
+    """The runtime side of our packages, without the operator side."""
     for package in PACKAGES:
         shutil.copytree(project_root / package, target / package, ignore=_IGNORED, dirs_exist_ok=True)
+    for excluded in OPERATOR_SIDE:
+        shutil.rmtree(target / excluded, ignore_errors=True)
 
 
 @jsii.implements(ILocalBundling)

@@ -27,9 +27,9 @@ from infra.suppressions import (
     acknowledge,
     bucket_prefix_resource,
 )
-from pipeline import task_names
-from pipeline.approval import TOPIC_ENV
-from pipeline.throttle import FRACTION_ENV
+from pipeline.cognito.throttle import FRACTION_ENV
+from pipeline.core import task_names
+from pipeline.restore.approval import TOPIC_ENV
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 PYTHON_VERSION = RUNTIME.name.removeprefix("python")
@@ -200,7 +200,7 @@ class TaskFunction(Construct):
                 # Each Lambda process has its own rate budget: the account's share is split over the tasks
                 # that can call Cognito at the same time (see infra.asl.concurrent_cognito_tasks).
                 **({FRACTION_ENV: f"{quota_fraction:.6f}"} if needs.cognito else {}),
-                # The name pipeline.approval reads to notify approvers.
+                # The name pipeline.restore.approval reads to notify approvers.
                 **({TOPIC_ENV: targets.topic.topic_arn} if needs.notify else {}),
             },
         )

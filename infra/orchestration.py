@@ -22,7 +22,7 @@ from infra.suppressions import (
     STATES_SERVICE,
     acknowledge,
 )
-from pipeline import task_names
+from pipeline.core import task_names
 
 
 class Machine(Construct):

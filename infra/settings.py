@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import InvalidRequest
-from pipeline.layout import check_pool_id
+from pipeline.core.errors import InvalidRequest
+from pipeline.core.layout import check_pool_id
 
 
 class InfraConfigError(ValueError):

@@ -19,7 +19,7 @@ from infra.monitoring import Alerts, Notifications, dashboard
 from infra.orchestration import DailyBackupSchedule, Machine
 from infra.settings import InfraConfigError, Settings
 from infra.storage import BackupStorage
-from pipeline.throttle import DEFAULT_FRACTION
+from pipeline.cognito.throttle import DEFAULT_FRACTION
 
 _RETENTION = {
     30: logs.RetentionDays.ONE_MONTH,

@@ -12,7 +12,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.settings import Settings
-from pipeline.bucket_policy import enforce_encryption_statement
+from pipeline.sealing.bucket_policy import enforce_encryption_statement
 
 # Key administration without kms:* and without data-plane use: the account can manage, rotate, re-scope and
 # schedule deletion of the key, but only the roles named in the key policy can encrypt or decrypt with it.

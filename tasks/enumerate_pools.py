@@ -1,9 +1,9 @@
 """EnumeratePools: which pools to back up, each with a new backup id."""
 
-from pipeline import backup
-from pipeline.aws import default_clients
-from pipeline.contracts import EnumeratePoolsEvent, EnumeratePoolsResult
-from pipeline.lambda_runtime import LambdaContext
+from pipeline.backup import steps as backup
+from pipeline.core.aws import default_clients
+from pipeline.core.contracts import EnumeratePoolsEvent, EnumeratePoolsResult
+from pipeline.core.lambda_runtime import LambdaContext
 
 
 def handler(event: EnumeratePoolsEvent, context: LambdaContext | None = None) -> EnumeratePoolsResult:

@@ -1,9 +1,9 @@
 """ExportGroupMemberships: members of one slice of the groups, one encrypted part per invocation."""
 
-from pipeline import backup
-from pipeline.aws import default_clients
-from pipeline.contracts import MembershipCursor, SliceState
-from pipeline.lambda_runtime import LambdaContext, time_budget
+from pipeline.backup import steps as backup
+from pipeline.core.aws import default_clients
+from pipeline.core.contracts import MembershipCursor, SliceState
+from pipeline.core.lambda_runtime import LambdaContext, time_budget
 
 
 def handler(event: SliceState, context: LambdaContext | None = None) -> MembershipCursor:

@@ -1,8 +1,8 @@
 """PlanShards: sub-prefix shards sized from the pool's estimated user count."""
 
-from pipeline import backup
-from pipeline.contracts import PoolState, ShardPlan
-from pipeline.lambda_runtime import LambdaContext
+from pipeline.backup import steps as backup
+from pipeline.core.contracts import PoolState, ShardPlan
+from pipeline.core.lambda_runtime import LambdaContext
 
 
 def handler(event: PoolState, context: LambdaContext | None = None) -> ShardPlan:

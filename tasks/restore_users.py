@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from pipeline import restore
-from pipeline.aws import default_clients
-from pipeline.contracts import RestoreCursor
-from pipeline.lambda_runtime import LambdaContext, time_budget
+from pipeline.core.aws import default_clients
+from pipeline.core.contracts import RestoreCursor
+from pipeline.core.lambda_runtime import LambdaContext, time_budget
+from pipeline.restore import steps as restore
 
 
 def handler(event: dict[str, Any], context: LambdaContext | None = None) -> RestoreCursor:

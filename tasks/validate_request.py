@@ -1,9 +1,9 @@
 """ValidateRequest: verifies the backup, checks the target and seals the selection; reads only."""
 
-from pipeline import restore
-from pipeline.aws import default_clients
-from pipeline.contracts import RestoreRequest, RestoreRequestEvent
-from pipeline.lambda_runtime import LambdaContext
+from pipeline.core.aws import default_clients
+from pipeline.core.contracts import RestoreRequest, RestoreRequestEvent
+from pipeline.core.lambda_runtime import LambdaContext
+from pipeline.restore import steps as restore
 
 
 def handler(event: RestoreRequestEvent, context: LambdaContext | None = None) -> RestoreRequest:

@@ -2,10 +2,10 @@
 
 from typing import Any
 
-from pipeline import restore
-from pipeline.aws import default_clients
-from pipeline.contracts import RestoreVerification
-from pipeline.lambda_runtime import LambdaContext
+from pipeline.core.aws import default_clients
+from pipeline.core.contracts import RestoreVerification
+from pipeline.core.lambda_runtime import LambdaContext
+from pipeline.restore import steps as restore
 
 
 def handler(event: dict[str, Any], context: LambdaContext | None = None) -> RestoreVerification:

@@ -1,9 +1,9 @@
 """WriteManifest: checks every shard finished, then writes the authenticated manifest."""
 
-from pipeline import backup
-from pipeline.aws import default_clients
-from pipeline.contracts import ManifestSummary, PoolState
-from pipeline.lambda_runtime import LambdaContext
+from pipeline.backup import steps as backup
+from pipeline.core.aws import default_clients
+from pipeline.core.contracts import ManifestSummary, PoolState
+from pipeline.core.lambda_runtime import LambdaContext
 
 
 def handler(event: PoolState, context: LambdaContext | None = None) -> ManifestSummary:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.aws import default_clients
+from pipeline.core.aws import default_clients
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipeline import errors, task_names
+from pipeline.core import errors, task_names
 
 ROOT = Path(__file__).resolve().parents[1]
 ASL_FILES = sorted((ROOT / "statemachines").glob("*.asl.json"))

@@ -11,8 +11,8 @@ import pytest
 from bench import approaches, history
 from bench.emulator import CognitoClient, Emulator, PoolSpec, generate_pool, pipeline_budget
 from bench.vclock import VirtualClock
-from pipeline import cognito_read
-from pipeline.errors import Throttled
+from pipeline.cognito import reading as cognito_read
+from pipeline.core.errors import Throttled
 
 POOL = "us-east-1_Bench0001"
 

@@ -10,11 +10,13 @@ from typing import Any
 
 import boto3
 
-from pipeline import approval, cognito_read, restore
-from pipeline.aws import Clients, caller_arn, make_clients
-from pipeline.contracts import Storage
-from pipeline.local_engine import LocalEngine
-from pipeline.runs import Outcome, run_restore
+from pipeline.cognito import reading as cognito_read
+from pipeline.core.aws import Clients, caller_arn, make_clients
+from pipeline.core.contracts import Storage
+from pipeline.operator.local_engine import LocalEngine
+from pipeline.operator.runs import Outcome, run_restore
+from pipeline.restore import approval
+from pipeline.restore import steps as restore
 
 
 def principal(clients: Clients, name: str) -> Clients:

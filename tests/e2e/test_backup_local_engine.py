@@ -8,13 +8,13 @@ from collections import Counter
 import boto3
 import pytest
 
-from pipeline import demo, seed
-from pipeline.aws import make_clients
-from pipeline.backup_reader import BackupReader
-from pipeline.cli import main
-from pipeline.layout import parse_backup_uri
-from pipeline.local_engine import LocalEngine
-from pipeline.runs import run_backup
+from pipeline.core.aws import make_clients
+from pipeline.core.layout import parse_backup_uri
+from pipeline.operator import demo, seed
+from pipeline.operator.cli import main
+from pipeline.operator.local_engine import LocalEngine
+from pipeline.operator.runs import run_backup
+from pipeline.sealing.backup_reader import BackupReader
 
 pytestmark = pytest.mark.e2e
 

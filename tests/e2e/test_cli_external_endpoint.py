@@ -15,10 +15,13 @@ from typing import Any
 import boto3
 import pytest
 
-from pipeline import approval, demo, restore, seed, throttle
-from pipeline.aws import make_clients
-from pipeline.cli import main
-from pipeline.layout import parse_backup_uri
+from pipeline.cognito import throttle
+from pipeline.core.aws import make_clients
+from pipeline.core.layout import parse_backup_uri
+from pipeline.operator import demo, seed
+from pipeline.operator.cli import main
+from pipeline.restore import approval
+from pipeline.restore import steps as restore
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,7 +176,7 @@ def test_restore_waits_for_an_approval_given_from_another_process(
             [
                 sys.executable,
                 "-m",
-                "pipeline.cli",
+                "pipeline.operator.cli",
                 *args,
                 "--bucket",
                 storage["bucket"],

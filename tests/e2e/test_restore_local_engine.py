@@ -20,13 +20,17 @@ from restore_helpers import (
     wait_for_request,
 )
 
-from pipeline import audit, demo, diff, passwords, restore, seed, throttle, user_restore
-from pipeline.aws import Clients, make_clients
-from pipeline.backup_reader import BackupReader
-from pipeline.errors import SelfApprovalRefused
-from pipeline.layout import parse_backup_uri
-from pipeline.local_engine import LocalEngine
-from pipeline.runs import run_backup
+from pipeline.cognito import throttle
+from pipeline.core.aws import Clients, make_clients
+from pipeline.core.errors import SelfApprovalRefused
+from pipeline.core.layout import parse_backup_uri
+from pipeline.operator import demo, seed
+from pipeline.operator.local_engine import LocalEngine
+from pipeline.operator.runs import run_backup
+from pipeline.restore import diff, passwords, user_restore
+from pipeline.restore import steps as restore
+from pipeline.sealing import audit
+from pipeline.sealing.backup_reader import BackupReader
 
 pytestmark = pytest.mark.e2e
 

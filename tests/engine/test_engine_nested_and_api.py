@@ -11,8 +11,8 @@ import boto3
 import pytest
 import toy_tasks
 
-from pipeline.lambda_runtime import ENGINE_ENDPOINT_ENV
-from pipeline.local_engine import LocalEngine
+from pipeline.core.lambda_runtime import ENGINE_ENDPOINT_ENV
+from pipeline.operator.local_engine import LocalEngine
 
 CHILD_OK = {
     "StartAt": "Done",

@@ -14,9 +14,9 @@ import pytest
 import toy_tasks
 from botocore.config import Config
 
-from pipeline.errors import EngineError
-from pipeline.local_engine import LambdaEndpoint
-from pipeline.local_engine.lambda_endpoint import function_name_from
+from pipeline.core.errors import EngineError
+from pipeline.operator.local_engine import LambdaEndpoint
+from pipeline.operator.local_engine.lambda_endpoint import function_name_from
 
 WAIT_S = 10.0
 

@@ -21,10 +21,10 @@ import toy_tasks
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
-from pipeline import task_names
-from pipeline.errors import EngineError, RegionMissing
-from pipeline.local_engine import LocalEngine, failure, state_timeline, task_outputs, task_registry
-from pipeline.local_engine.history import ENTERED, EXITED
+from pipeline.core import task_names
+from pipeline.core.errors import EngineError, RegionMissing
+from pipeline.operator.local_engine import LocalEngine, failure, state_timeline, task_outputs, task_registry
+from pipeline.operator.local_engine.history import ENTERED, EXITED
 
 TOY = toy_tasks.TOY_ASL.read_text()
 TIMEOUT_S = 60.0
@@ -102,7 +102,7 @@ def test_task_choice_loop_map_with_retry_succeeds(engine: LocalEngine) -> None:
 def test_catch_on_custom_error_type_then_fail_with_error_and_cause_paths(
     engine: LocalEngine, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="pipeline.local_engine.interpreter")
+    caplog.set_level(logging.DEBUG, logger="pipeline.operator.local_engine.interpreter")
     arn = _deploy_toy(engine)
     execution = engine.start(arn, {"n": 0, "items": ["a", "bad"]})
 
@@ -125,7 +125,7 @@ def test_catch_on_custom_error_type_then_fail_with_error_and_cause_paths(
     captured = capsys.readouterr()
     assert "Exception=" not in captured.out
     assert "Exception=" not in captured.err
-    demoted = [r for r in caplog.records if r.name == "pipeline.local_engine.interpreter"]
+    demoted = [r for r in caplog.records if r.name == "pipeline.operator.local_engine.interpreter"]
     assert demoted
     assert all(r.levelno == logging.DEBUG for r in demoted)
 

@@ -8,8 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pipeline import task_names
-from pipeline.aws import default_clients
+from pipeline.core import task_names
+from pipeline.core.aws import default_clients
 
 TOY_ASL = Path(__file__).with_name("toy.asl.json")
 

@@ -1,6 +1,6 @@
 """Fault injection for the tasks' AWS calls, and the steps the fault tests share.
 
-Faults are botocore ``before-send`` handlers on the clients the tasks build (``pipeline.aws.make_clients`` as
+Faults are botocore ``before-send`` handlers on the clients the tasks build (``pipeline.core.aws.make_clients`` as
 ``default_clients`` calls it inside the local engine); a handler that returns a response stops the request before
 it reaches moto, exactly as a throttled or failed request never reaches the service. The test's own clients
 (seeding, reading the backup back) are built by the unpatched ``make_clients`` bound at import and see no fault.
@@ -22,12 +22,14 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HTTPHeaders
 
-from pipeline import aws, demo, seed, throttle
-from pipeline.aws import Clients, default_clients, make_clients
-from pipeline.backup_reader import BackupReader
-from pipeline.layout import parse_backup_uri
-from pipeline.local_engine import LocalEngine
-from pipeline.runs import Outcome, run_backup
+from pipeline.cognito import throttle
+from pipeline.core import aws
+from pipeline.core.aws import Clients, default_clients, make_clients
+from pipeline.core.layout import parse_backup_uri
+from pipeline.operator import demo, seed
+from pipeline.operator.local_engine import LocalEngine
+from pipeline.operator.runs import Outcome, run_backup
+from pipeline.sealing.backup_reader import BackupReader
 
 # The restore tests drive approvals with the end-to-end suite's helpers (tests/e2e/restore_helpers.py).
 _E2E = str(Path(__file__).resolve().parents[1] / "e2e")

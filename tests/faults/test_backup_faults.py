@@ -23,10 +23,10 @@ from conftest import (
     throttled,
 )
 
-from pipeline import backup
-from pipeline.aws import Clients
-from pipeline.contracts import ShardState, UserCursor
-from pipeline.local_engine import LocalEngine
+from pipeline.backup import steps as backup
+from pipeline.core.aws import Clients
+from pipeline.core.contracts import ShardState, UserCursor
+from pipeline.operator.local_engine import LocalEngine
 
 pytestmark = pytest.mark.e2e
 

@@ -16,12 +16,14 @@ from botocore.awsrequest import AWSResponse
 from conftest import COGNITO, Call, FaultInjector, World, cognito_error, contents, open_world
 from restore_helpers import BackgroundRestore, decide, principal, restore_payload, wait_for_request
 
-from pipeline import backup, diff, shards
-from pipeline.backup_reader import BackupReader
-from pipeline.contracts import PoolState
-from pipeline.errors import InvalidRequest
-from pipeline.layout import parse_backup_uri
-from pipeline.local_engine import LocalEngine
+from pipeline.backup import steps as backup
+from pipeline.cognito import shards
+from pipeline.core.contracts import PoolState
+from pipeline.core.errors import InvalidRequest
+from pipeline.core.layout import parse_backup_uri
+from pipeline.operator.local_engine import LocalEngine
+from pipeline.restore import diff
+from pipeline.sealing.backup_reader import BackupReader
 
 USERS = 300
 

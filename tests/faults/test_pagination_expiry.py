@@ -11,10 +11,11 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from conftest import COGNITO, Call, FaultInjector, World, cognito_error, contents, open_world
 
-from pipeline import backup, cognito_read
-from pipeline.backup_reader import BackupReader
-from pipeline.layout import parse_backup_uri
-from pipeline.local_engine import LocalEngine
+from pipeline.backup import steps as backup
+from pipeline.cognito import reading as cognito_read
+from pipeline.core.layout import parse_backup_uri
+from pipeline.operator.local_engine import LocalEngine
+from pipeline.sealing.backup_reader import BackupReader
 
 pytestmark = pytest.mark.e2e
 

@@ -9,10 +9,10 @@ from botocore.awsrequest import AWSResponse
 from conftest import COGNITO, Call, FaultInjector, SeededRandom, World, open_world, throttled
 from restore_helpers import BackgroundRestore, decide, principal, restore_payload, wait_for_request
 
-from pipeline import diff
-from pipeline.backup_reader import BackupReader
-from pipeline.layout import parse_backup_uri
-from pipeline.local_engine import LocalEngine
+from pipeline.core.layout import parse_backup_uri
+from pipeline.operator.local_engine import LocalEngine
+from pipeline.restore import diff
+from pipeline.sealing.backup_reader import BackupReader
 
 pytestmark = pytest.mark.e2e
 

@@ -10,9 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from pipeline.aws import Clients, make_clients
-from pipeline.layout import BackupLocation
-from pipeline.store import StoredObject, put_sealed
+from pipeline.core.aws import Clients, make_clients
+from pipeline.core.layout import BackupLocation
+from pipeline.sealing.store import StoredObject, put_sealed
 
 BUCKET = "cb-test-backups"
 POOL_ID = "us-east-1_AbC123"

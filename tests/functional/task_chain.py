@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.contracts import PoolState, ShardState, SliceState, Storage
+from pipeline.core.contracts import PoolState, ShardState, SliceState, Storage
 from tasks import (
     capture_pool_config,
     enumerate_pools,

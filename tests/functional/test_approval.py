@@ -19,8 +19,17 @@ import botocore.exceptions
 import pytest
 from moto import mock_aws
 
-from pipeline import approval
-from pipeline.approval import (
+from pipeline.core.aws import Clients, caller_arn, make_clients
+from pipeline.core.errors import (
+    ApprovalAlreadyDecided,
+    ApprovalExpired,
+    ApprovalNotFound,
+    InvalidRequest,
+    SelfApprovalRefused,
+    TamperedError,
+)
+from pipeline.restore import approval
+from pipeline.restore.approval import (
     ApprovalRequest,
     confirm_approval,
     decide,
@@ -32,16 +41,7 @@ from pipeline.approval import (
     record_outcome,
     same_principal,
 )
-from pipeline.audit import AuditSink, put_document, read_records
-from pipeline.aws import Clients, caller_arn, make_clients
-from pipeline.errors import (
-    ApprovalAlreadyDecided,
-    ApprovalExpired,
-    ApprovalNotFound,
-    InvalidRequest,
-    SelfApprovalRefused,
-    TamperedError,
-)
+from pipeline.sealing.audit import AuditSink, put_document, read_records
 
 BUCKET = "cb-approval-tests"
 TOKEN = "task-token-secret-4f0c9e"

@@ -13,10 +13,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from pipeline import audit
-from pipeline.audit import AuditSink, read_records, record
-from pipeline.aws import make_clients
-from pipeline.errors import AuditRecordExists, InvalidRequest, TamperedError
+from pipeline.core.aws import make_clients
+from pipeline.core.errors import AuditRecordExists, InvalidRequest, TamperedError
+from pipeline.sealing import audit
+from pipeline.sealing.audit import AuditSink, read_records, record
 
 BUCKET = "cb-audit-tests"
 ACTOR = "arn:aws:iam::123456789012:user/alice"

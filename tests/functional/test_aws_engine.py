@@ -15,9 +15,10 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from pipeline import demo, seed
-from pipeline.aws import make_clients
-from pipeline.aws_engine import (
+from pipeline.core.aws import make_clients
+from pipeline.core.errors import EngineError, InvalidRequest
+from pipeline.operator import demo, seed
+from pipeline.operator.aws_engine import (
     STACK_NAME,
     AwsEngine,
     console_url,
@@ -26,10 +27,9 @@ from pipeline.aws_engine import (
     output_name,
     stack_found,
 )
-from pipeline.cli import main
-from pipeline.errors import EngineError, InvalidRequest
-from pipeline.local_engine import LocalEngine
-from pipeline.runs import run_backup
+from pipeline.operator.cli import main
+from pipeline.operator.local_engine import LocalEngine
+from pipeline.operator.runs import run_backup
 
 REGION = "us-east-1"
 
@@ -323,7 +323,7 @@ def test_stack_found_is_false_without_permission(monkeypatch: pytest.MonkeyPatch
                 {"Error": {"Code": "AccessDenied", "Message": "no"}}, "DescribeStacks"
             )
 
-    import pipeline.aws_engine as module
+    import pipeline.operator.aws_engine as module
 
     monkeypatch.setattr(module, "_cloudformation", lambda region: Refusing())
     with LocalEngine(embedded=True):

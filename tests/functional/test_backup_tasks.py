@@ -10,11 +10,11 @@ import pytest
 import task_chain
 from moto import mock_aws
 
-from pipeline import backup, demo, layout, seed
-from pipeline.aws import Clients, make_clients
-from pipeline.backup_reader import BackupReader
-from pipeline.contracts import PoolState, ShardState, UserCursor
-from pipeline.errors import (
+from pipeline.backup import steps as backup
+from pipeline.core import layout
+from pipeline.core.aws import Clients, make_clients
+from pipeline.core.contracts import PoolState, ShardState, UserCursor
+from pipeline.core.errors import (
     BackupExists,
     IncompleteBackup,
     IntegrityError,
@@ -22,6 +22,8 @@ from pipeline.errors import (
     KeyAccessDenied,
     PoolNotFound,
 )
+from pipeline.operator import demo, seed
+from pipeline.sealing.backup_reader import BackupReader
 from tasks import (
     capture_pool_config,
     enumerate_pools,
@@ -200,7 +202,7 @@ def test_backup_content_matches_the_pool_and_stays_encrypted(world: Any) -> None
 
 def test_everything_a_restore_keeps_lives_under_the_backup_prefix(world: Any) -> None:
     """The deployed roles may touch only <prefix>/*: audit, approvals and restore workspaces must stay there."""
-    from pipeline import restore
+    from pipeline.restore import steps as restore
 
     clients, account, _ = world
     sink = restore.audit_sink(clients, account.storage)

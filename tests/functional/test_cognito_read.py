@@ -14,8 +14,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from moto import mock_aws
 
-from pipeline.aws import SDK_CONFIG
-from pipeline.cognito_read import (
+from pipeline.cognito.reading import (
     describe_pool,
     estimated_users,
     list_group_members_page,
@@ -24,10 +23,11 @@ from pipeline.cognito_read import (
     list_users_page,
     user_record,
 )
-from pipeline.errors import PaginationTokenExpired, PoolNotFound
-from pipeline.seed import seed_pool
-from pipeline.shards import plan_shards
-from pipeline.throttle import RateBudget, install
+from pipeline.cognito.shards import plan_shards
+from pipeline.cognito.throttle import RateBudget, install
+from pipeline.core.aws import SDK_CONFIG
+from pipeline.core.errors import PaginationTokenExpired, PoolNotFound
+from pipeline.operator.seed import seed_pool
 
 
 @pytest.fixture

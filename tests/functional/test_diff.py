@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from test_pool_restore import World, backup_pool, make_world
 
-from pipeline.diff import DiffReport, diff_pool
+from pipeline.restore.diff import DiffReport, diff_pool
 
 
 @pytest.fixture

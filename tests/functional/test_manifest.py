@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from conftest_a import EXPECTED, MARKER, SHARDS, STARTED_AT, Env, mocked_env, write_parts
 
-from pipeline.errors import (
+from pipeline.core.errors import (
     BackupExists,
     BackupNotFound,
     BucketNotFound,
@@ -13,8 +13,8 @@ from pipeline.errors import (
     ManifestInvalid,
     TamperedError,
 )
-from pipeline.layout import BackupLocation
-from pipeline.manifest import build_manifest, list_backups, read_manifest, write_manifest
+from pipeline.core.layout import BackupLocation
+from pipeline.sealing.manifest import build_manifest, list_backups, read_manifest, write_manifest
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from pipeline.aws import SDK_CONFIG
-from pipeline.errors import PoolNotFound
-from pipeline.pool_config import capture_pool_config
-from pipeline.seed import seed_pool
+from pipeline.cognito.pool_config import capture_pool_config
+from pipeline.core.aws import SDK_CONFIG
+from pipeline.core.errors import PoolNotFound
+from pipeline.operator.seed import seed_pool
 
 
 @pytest.fixture

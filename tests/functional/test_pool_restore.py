@@ -15,18 +15,19 @@ import pytest
 import task_chain
 from moto import mock_aws
 
-from pipeline import backup, demo, seed
-from pipeline.aws import Clients, make_clients
-from pipeline.backup_reader import BackupReader
-from pipeline.errors import InvalidRequest
-from pipeline.pool_restore import (
+from pipeline.backup import steps as backup
+from pipeline.core.aws import Clients, make_clients
+from pipeline.core.errors import InvalidRequest
+from pipeline.operator import demo, seed
+from pipeline.restore.pool_restore import (
     RESTORE_TAG,
     TEMP_CLIENT_NAME,
     PoolRestoreResult,
     finalize_new_pool,
     restore_pool_config,
 )
-from pipeline.user_restore import UserOutcome, restore_user, restore_user_groups
+from pipeline.restore.user_restore import UserOutcome, restore_user, restore_user_groups
+from pipeline.sealing.backup_reader import BackupReader
 
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from test_pool_restore import World, backup_pool, make_world
 
-from pipeline import membership_index, restore, store
-from pipeline.contracts import RestoreCursor, RestoreRequest, TargetPool
-from pipeline.pool_restore import restore_pool_config
+from pipeline.core.contracts import RestoreCursor, RestoreRequest, TargetPool
+from pipeline.restore import membership_index
+from pipeline.restore import steps as restore
+from pipeline.restore.pool_restore import restore_pool_config
+from pipeline.sealing import store
 
 
 @pytest.fixture

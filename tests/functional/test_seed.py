@@ -10,9 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from pipeline.aws import SDK_CONFIG
-from pipeline.errors import InvalidRequest
-from pipeline.seed import GROUPS, seed_pool
+from pipeline.core.aws import SDK_CONFIG
+from pipeline.core.errors import InvalidRequest
+from pipeline.operator.seed import GROUPS, seed_pool
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from conftest_a import MARKER, Env, mocked_env, users
 
-from pipeline.errors import AccessDenied, BucketNotFound, IntegrityError, KeyAccessDenied, TamperedError
-from pipeline.layout import BackupLocation
-from pipeline.store import get_sealed, head_stored, put_sealed
+from pipeline.core.errors import AccessDenied, BucketNotFound, IntegrityError, KeyAccessDenied, TamperedError
+from pipeline.core.layout import BackupLocation
+from pipeline.sealing.store import get_sealed, head_stored, put_sealed
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def test_unknown_kms_key(env: Env) -> None:
 
 def test_key_outside_backup_is_refused(env: Env) -> None:
     clients, loc, key_arn = env.clients, env.loc, env.key_arn
-    from pipeline.errors import InvalidRequest
+    from pipeline.core.errors import InvalidRequest
 
     with pytest.raises(InvalidRequest):
         put_sealed(clients, loc, key_arn, "elsewhere/part.bin", [])

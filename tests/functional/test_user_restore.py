@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_pool_restore import World, backup_pool, make_world, restore
 
-from pipeline import passwords, user_restore
-from pipeline.diff import diff_pool
-from pipeline.pool_restore import restore_pool_config
-from pipeline.user_restore import UserOutcome, restore_user, restore_user_groups
+from pipeline.restore import passwords, user_restore
+from pipeline.restore.diff import diff_pool
+from pipeline.restore.pool_restore import restore_pool_config
+from pipeline.restore.user_restore import UserOutcome, restore_user, restore_user_groups
 
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient

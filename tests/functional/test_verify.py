@@ -4,10 +4,10 @@ from collections.abc import Iterator
 import pytest
 from conftest_a import EXPECTED, SHARDS, STARTED_AT, Env, config, mocked_env, users, write_parts
 
-from pipeline.errors import BackupNotFound, IntegrityError, TamperedError
-from pipeline.manifest import build_manifest, write_manifest
-from pipeline.store import StoredObject, put_sealed
-from pipeline.verify import VerifyReport, verify_backup
+from pipeline.backup.verify import VerifyReport, verify_backup
+from pipeline.core.errors import BackupNotFound, IntegrityError, TamperedError
+from pipeline.sealing.manifest import build_manifest, write_manifest
+from pipeline.sealing.store import StoredObject, put_sealed
 
 
 @pytest.fixture

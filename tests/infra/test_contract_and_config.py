@@ -11,7 +11,7 @@ from conftest import Synth
 
 from infra import asl, bundling, permissions
 from infra.settings import InfraConfigError, Settings, settings_from_context
-from pipeline import task_names
+from pipeline.core import task_names
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,8 @@ from conftest import Synth
 
 from infra.asl import MachineSpec, concurrent_cognito_tasks, discover
 from infra.settings import InfraConfigError
-from pipeline.task_names import function_name
-from pipeline.throttle import DEFAULT_FRACTION, FRACTION_ENV
+from pipeline.cognito.throttle import DEFAULT_FRACTION, FRACTION_ENV
+from pipeline.core.task_names import function_name
 
 
 def _env(synth: Synth, task: str) -> dict[str, str]:

@@ -9,9 +9,9 @@ import pytest
 from conftest import Synth, as_list, statements
 
 from infra import permissions
-from pipeline.approval import TOPIC_ENV
-from pipeline.aws_engine import STACK_NAME, output_name
-from pipeline.task_names import function_name
+from pipeline.core.task_names import function_name
+from pipeline.operator.aws_engine import STACK_NAME, output_name
+from pipeline.restore.approval import TOPIC_ENV
 
 
 def _function(synth: Synth, task: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from conftest import EXTERNAL_ID, TRUSTED_ACCOUNT, Synth, as_list, policy_documents, statements
 
-from pipeline.task_names import function_name
+from pipeline.core.task_names import function_name
 
 BACKUP_TASKS = [
     "EnumeratePools",

@@ -8,8 +8,8 @@ import pytest
 from moto import mock_aws
 from mypy_boto3_kms import KMSClient
 
-from pipeline.envelope import MAGIC, encryption_context, open_sealed, seal
-from pipeline.errors import KeyAccessDenied, TamperedError
+from pipeline.core.errors import KeyAccessDenied, TamperedError
+from pipeline.sealing.envelope import MAGIC, encryption_context, open_sealed, seal
 
 PLAINTEXT = b"user record: marker-3f9a alice@example.com" * 10
 CONTEXT = encryption_context("us-east-1_AbC123", "20261127T202200Z-a1b2c3", "users/0a/part-00000.bin")

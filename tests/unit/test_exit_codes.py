@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.runs import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_FAILED, exit_code_for
+from pipeline.operator.runs import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_FAILED, exit_code_for
 
 
 @pytest.mark.parametrize(
@@ -30,7 +30,7 @@ def test_exit_code_for(error: str | None, code: int) -> None:
 def test_an_unreachable_endpoint_is_one_line_and_exit_3(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pipeline.cli import main
+    from pipeline.operator.cli import main
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # discard port: nothing listens
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")

@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import InvalidRequest, ManifestInvalid
-from pipeline.layout import BackupLocation
-from pipeline.manifest import build_manifest, check_consistency, kind_of, shard_of, validate
-from pipeline.store import StoredObject
+from pipeline.core.errors import InvalidRequest, ManifestInvalid
+from pipeline.core.layout import BackupLocation
+from pipeline.sealing.manifest import build_manifest, check_consistency, kind_of, shard_of, validate
+from pipeline.sealing.store import StoredObject
 
 LOC = BackupLocation("cb-bucket", "backups", "eu-west-1_AbC123", "20261127T202200Z-a1b2c3")
 KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"

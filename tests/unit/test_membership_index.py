@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from pipeline import membership_index
-from pipeline.errors import IntegrityError
-from pipeline.layout import BackupLocation
-from pipeline.shards import plan_shards
+from pipeline.cognito.shards import plan_shards
+from pipeline.core.errors import IntegrityError
+from pipeline.core.layout import BackupLocation
+from pipeline.restore import membership_index
 
 
 def _records(n: int) -> list[dict[str, str]]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.passwords import MAX_LENGTH, SYMBOLS, random_password
+from pipeline.restore.passwords import MAX_LENGTH, SYMBOLS, random_password
 
 POLICIES: list[dict[str, Any] | None] = [
     None,

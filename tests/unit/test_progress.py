@@ -6,7 +6,7 @@ import io
 import json
 from typing import Any
 
-from pipeline.progress import BackupProgress, ProgressPrinter, RestoreProgress
+from pipeline.operator.progress import BackupProgress, ProgressPrinter, RestoreProgress
 
 
 def entered(name: str) -> dict[str, Any]:

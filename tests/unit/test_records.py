@@ -2,8 +2,8 @@ import gzip
 
 import pytest
 
-from pipeline.errors import IntegrityError
-from pipeline.records import decode_records, encode_records
+from pipeline.core.errors import IntegrityError
+from pipeline.sealing.records import decode_records, encode_records
 
 RECORDS = [
     {"username": "alice", "attributes": {"email": "alice@example.com", "name": "Ålice"}, "enabled": True},

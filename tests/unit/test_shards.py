@@ -6,8 +6,7 @@ import uuid
 
 import pytest
 
-from pipeline.errors import InvalidRequest
-from pipeline.shards import (
+from pipeline.cognito.shards import (
     MAX_GROUP_SLICES,
     SINGLE_SHARD_BELOW,
     SIXTEEN_SHARDS_BELOW,
@@ -15,6 +14,7 @@ from pipeline.shards import (
     plan_shards,
     sub_filter,
 )
+from pipeline.core.errors import InvalidRequest
 
 
 @pytest.mark.parametrize(

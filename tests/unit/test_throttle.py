@@ -14,9 +14,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from moto import mock_aws
 
-from pipeline.aws import SDK_CONFIG
-from pipeline.errors import InvalidRequest, Throttled
-from pipeline.throttle import (
+from pipeline.cognito.throttle import (
     OPERATION_CATEGORY,
     QUOTA_RPS,
     RateBudget,
@@ -26,6 +24,8 @@ from pipeline.throttle import (
     default_budget,
     install,
 )
+from pipeline.core.aws import SDK_CONFIG
+from pipeline.core.errors import InvalidRequest, Throttled
 
 
 class FakeTime:

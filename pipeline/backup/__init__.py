@@ -1,0 +1,1 @@
+"""The backup state machine's steps and the verification of a written backup."""

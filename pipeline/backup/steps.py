@@ -1,0 +1,325 @@
+"""The backup states' logic: one function per Task state, each taking and returning small descriptors.
+
+Users and memberships are read, encrypted and written inside one call; only ids, keys, counts and pagination
+tokens leave it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pipeline.backup.verify import verify_backup
+from pipeline.cognito import pool_config, shards
+from pipeline.cognito import reading as cognito_read
+from pipeline.core import layout
+from pipeline.core.aws import Clients, error_code, sdk_errors
+from pipeline.core.contracts import (
+    EnumeratePoolsEvent,
+    EnumeratePoolsResult,
+    ManifestSummary,
+    MembershipCursor,
+    PoolConfigSummary,
+    PoolJob,
+    PoolState,
+    ShardPlan,
+    ShardState,
+    SliceState,
+    Storage,
+    UserCursor,
+    VerificationResult,
+)
+from pipeline.core.errors import (
+    BackupExists,
+    BucketNotFound,
+    IncompleteBackup,
+    IntegrityError,
+    InvalidRequest,
+    KeyAccessDenied,
+    PaginationTokenExpired,
+)
+from pipeline.core.lambda_runtime import logger
+from pipeline.sealing import manifest, store
+
+log = logger(__name__)
+
+# A part holds at most this many records: ~5 MB of users in memory, ~3 s of ListUsers at the 30 RPS quota.
+USERS_PER_PART = 5_000
+MEMBERSHIPS_PER_PART = 20_000
+
+Clock = Callable[[], float]
+
+
+def location(job: PoolJob) -> layout.BackupLocation:
+    storage = job["storage"]
+    return layout.BackupLocation(
+        bucket=storage["bucket"], prefix=storage["prefix"], pool_id=job["poolId"], backup_id=job["backupId"]
+    )
+
+
+def _check_storage(clients: Clients, storage: Storage) -> Storage:
+    """Fail before any export when the bucket or key cannot be used; resolve the key to its ARN."""
+    if not storage.get("bucket") or not storage.get("kmsKeyArn"):
+        raise InvalidRequest("a backup needs a bucket and a KMS key")
+    import botocore.exceptions
+
+    with sdk_errors():
+        try:
+            clients.s3.head_bucket(Bucket=storage["bucket"])
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) in {"404", "NoSuchBucket", "403", "AccessDenied"}:
+                raise BucketNotFound(
+                    f"bucket {storage['bucket']} does not exist or is not accessible"
+                ) from exc
+            raise
+        try:
+            meta = clients.kms.describe_key(KeyId=storage["kmsKeyArn"])["KeyMetadata"]
+        except botocore.exceptions.ClientError as exc:
+            raise KeyAccessDenied(
+                f"KMS key {storage['kmsKeyArn']} is not usable ({error_code(exc)})"
+            ) from exc
+    if not meta.get("Enabled", False) or meta.get("KeyUsage") != "ENCRYPT_DECRYPT":
+        raise KeyAccessDenied(f"KMS key {meta['Arn']} is not an enabled encryption key")
+    return {
+        "bucket": storage["bucket"],
+        "kmsKeyArn": meta["Arn"],
+        "prefix": storage.get("prefix", "").strip("/"),
+    }
+
+
+def enumerate_pools(
+    clients: Clients, event: EnumeratePoolsEvent, now: dt.datetime | None = None
+) -> EnumeratePoolsResult:
+    storage = _check_storage(clients, event["storage"])
+    requested = list(event.get("poolIds") or [])
+    if event.get("allPools"):
+        pool_ids = cognito_read.list_pool_ids(clients.cognito)
+    elif requested:
+        pool_ids = [layout.check_pool_id(p) for p in dict.fromkeys(requested)]
+        for pool_id in pool_ids:
+            cognito_read.describe_pool(clients.cognito, pool_id)  # PoolNotFound before any work starts
+    else:
+        raise InvalidRequest("name at least one pool id, or ask for all pools")
+    now = now or dt.datetime.now(dt.UTC)
+    started = now.isoformat(timespec="seconds")
+    jobs: list[PoolJob] = [
+        {"poolId": p, "backupId": layout.new_backup_id(now), "storage": storage, "startedAt": started}
+        for p in pool_ids
+    ]
+    log.info("pools to back up", extra={"pools": len(jobs)})
+    return {"pools": jobs}
+
+
+def capture_config(clients: Clients, job: PoolJob) -> PoolConfigSummary:
+    loc = location(job)
+    config = pool_config.capture_pool_config(clients.cognito, job["poolId"])
+    store.put_sealed(clients, loc, job["storage"]["kmsKeyArn"], loc.config_key, [config])
+    estimated = int(config["pool"].get("EstimatedNumberOfUsers") or 0) or cognito_read.estimated_users(
+        clients.cognito, job["poolId"]
+    )
+    return {
+        "configKey": loc.config_key,
+        "estimatedUsers": estimated,
+        "groups": len(config["groups"]),
+        "appClients": len(config["appClients"]),
+    }
+
+
+def plan(state: PoolState) -> ShardPlan:
+    """The ASL hands PlanShards the execution input as ``execution``, for the operator's optional threshold."""
+    config = state.get("config")
+    planned = shards.plan_shards(config["estimatedUsers"] if config else 0)
+    execution = state.get("execution")
+    threshold = execution.get(shards.THRESHOLD_INPUT_KEY) if isinstance(execution, Mapping) else None
+    return {
+        "shards": planned,
+        "distributed": shards.runs_distributed(len(planned), threshold),
+        "groupSlices": shards.plan_group_slices(config["groups"] if config else 0),
+    }
+
+
+def export_users(
+    clients: Clients, state: ShardState, budget_s: float, clock: Clock = time.monotonic
+) -> UserCursor:
+    """Pages one shard until the part is full, the shard ends or the time budget runs out, then writes the part.
+
+    The part key depends only on (shard, part number), so a retry after a crash rewrites the same object.
+    """
+    cursor = state["cursor"]
+    if cursor["done"]:
+        return cursor
+    job, shard = state["job"], state["shard"]
+    loc = location(job)
+    deadline = clock() + budget_s
+    users: list[dict[str, Any]] = []
+    token = cursor["nextToken"]
+    try:
+        while True:
+            page = cognito_read.list_users_page(clients.cognito, job["poolId"], sub_prefix=shard, token=token)
+            users.extend(page.users)
+            token = page.next_token
+            if token is None or len(users) >= USERS_PER_PART or clock() >= deadline:
+                break
+    except PaginationTokenExpired:
+        # The shard restarts; parts are rewritten at the same keys and WriteManifest drops any leftover beyond the end.
+        log.warning(
+            "pagination token expired; restarting shard", extra={"pool": job["poolId"], "shard": shard}
+        )
+        return {"part": 0, "nextToken": None, "users": 0, "done": False}
+    part = cursor["part"]
+    if users:
+        store.put_sealed(clients, loc, job["storage"]["kmsKeyArn"], loc.user_part_key(shard, part), users)
+        part += 1
+    return {"part": part, "nextToken": token, "users": cursor["users"] + len(users), "done": token is None}
+
+
+def captured_groups(clients: Clients, loc: layout.BackupLocation) -> list[str]:
+    """The group names CapturePoolConfig sealed, sorted: the memberships are those of the captured groups."""
+    config = store.get_sealed(clients, loc, loc.config_key)[0]
+    return sorted(g["name"] for g in config["groups"])
+
+
+def export_memberships(
+    clients: Clients, state: SliceState, budget_s: float, clock: Clock = time.monotonic
+) -> MembershipCursor:
+    """One group slice's members by group (ListUsersInGroup), never one AdminListGroupsForUser call per user.
+
+    Like a shard's parts, a slice's part keys depend only on (slice, part number).
+    """
+    cursor = state["cursor"]
+    if cursor["done"]:
+        return cursor
+    job, group_slice = state["job"], state["slice"]
+    loc = location(job)
+    deadline = clock() + budget_s
+    groups = captured_groups(clients, loc)[group_slice["first"] : group_slice["end"]]
+    if len(groups) != group_slice["end"] - group_slice["first"]:
+        raise IntegrityError(f"group slice {group_slice['slice']} is beyond the captured groups")
+    index, token = cursor["groupIndex"], cursor["nextToken"]
+    records: list[dict[str, Any]] = []
+    while index < len(groups) and len(records) < MEMBERSHIPS_PER_PART and clock() < deadline:
+        try:
+            members, token = cognito_read.group_members_page(
+                clients.cognito, job["poolId"], groups[index], token
+            )
+        except PaginationTokenExpired:
+            if index == cursor["groupIndex"] and cursor["nextToken"] is not None:
+                raise  # this group's first pages are in an earlier part: restarting it here would duplicate them
+            records = [r for r in records if r["group"] != groups[index]]
+            token = None
+            continue
+        records.extend({"group": groups[index], **m} for m in members)
+        if token is None:
+            index += 1
+    part = cursor["part"]
+    if records:
+        key = loc.membership_part_key(group_slice["slice"], part)
+        store.put_sealed(clients, loc, job["storage"]["kmsKeyArn"], key, records)
+        part += 1
+    return {
+        "groupIndex": index,
+        "nextToken": token,
+        "part": part,
+        "memberships": cursor["memberships"] + len(records),
+        "done": index >= len(groups),
+    }
+
+
+def _planned_objects(state: PoolState) -> list[str]:
+    """Every key the states say they wrote; a missing or unfinished shard stops the backup here."""
+    loc = location(state["job"])
+    planned = state["plan"]["shards"]
+    results = state.get("shardResults") or []
+    by_shard = {r["shard"]: r for r in results if r is not None}
+    missing = [s for s in planned if s not in by_shard or not by_shard[s]["done"]]
+    if len(results) != len(planned) or missing:
+        raise IncompleteBackup(
+            f"{len(missing) or len(planned) - len(results)} of {len(planned)} shards did not report completion"
+        )
+    slices = state["plan"]["groupSlices"]
+    slice_results = state.get("sliceResults") or []
+    by_slice = {r["slice"]: r for r in slice_results if r is not None}
+    unfinished = [
+        g["slice"] for g in slices if g["slice"] not in by_slice or not by_slice[g["slice"]]["done"]
+    ]
+    if len(slice_results) != len(slices) or unfinished:
+        raise IncompleteBackup(
+            f"{len(unfinished) or len(slices) - len(slice_results)} of {len(slices)} group slices "
+            "did not report completion"
+        )
+    keys = [loc.config_key]
+    for shard in planned:
+        keys.extend(loc.user_part_key(shard, p) for p in range(by_shard[shard]["parts"]))
+    for g in slices:
+        keys.extend(loc.membership_part_key(g["slice"], p) for p in range(by_slice[g["slice"]]["parts"]))
+    return keys
+
+
+def _drop_orphans(clients: Clients, loc: layout.BackupLocation, keep: set[str]) -> int:
+    """Parts left by a restarted shard are not part of the backup; remove them before the manifest seals it."""
+    orphans: list[str] = []
+    with sdk_errors():
+        for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.root):
+            orphans.extend(o["Key"] for o in page.get("Contents", []) if o["Key"] not in keep)
+        for i in range(0, len(orphans), 1000):
+            batch = [{"Key": k} for k in orphans[i : i + 1000]]
+            clients.s3.delete_objects(Bucket=loc.bucket, Delete={"Objects": batch, "Quiet": True})  # type: ignore[typeddict-item]
+    return len(orphans)
+
+
+def _check_reported(objects: list[store.StoredObject], kind: str, reported: int, by: str) -> None:
+    stored = sum(o.records for o in objects if o.name.startswith(kind + "/"))
+    if stored != reported:
+        raise IntegrityError(f"parts hold {stored} {kind} but the {by} reported {reported}")
+
+
+def write_manifest(clients: Clients, state: PoolState) -> ManifestSummary:
+    job = state["job"]
+    loc = location(job)
+    if manifest.exists(clients, loc):
+        raise BackupExists(f"backup {loc.uri} is already complete; it is never overwritten")
+    keys = _planned_objects(state)
+    objects = [store.head_stored(clients, loc, k) for k in keys]
+    _check_reported(objects, "users", sum(r["users"] for r in state.get("shardResults") or [] if r), "shards")
+    _check_reported(
+        objects,
+        "memberships",
+        sum(r["memberships"] for r in state.get("sliceResults") or [] if r),
+        "group slices",
+    )
+    dropped = _drop_orphans(clients, loc, set(keys))
+    if dropped:
+        log.warning("removed leftover parts", extra={"pool": job["poolId"], "objects": dropped})
+    doc = manifest.build_manifest(
+        loc,
+        region=clients.region,
+        kms_key_arn=job["storage"]["kmsKeyArn"],
+        started_at=job["startedAt"],
+        shards=state["plan"]["shards"],
+        objects=objects,
+        groups=state["config"]["groups"],
+    )
+    manifest.write_manifest(clients, loc, doc)
+    counts = doc["counts"]
+    return {
+        "manifestKey": loc.manifest_key,
+        "uri": loc.uri,
+        "users": counts["users"],
+        "groups": counts["groups"],
+        "memberships": counts["memberships"],
+        "parts": counts["parts"],
+    }
+
+
+def verify(clients: Clients, job: PoolJob) -> VerificationResult:
+    report = verify_backup(clients, location(job))
+    return {
+        "verified": True,
+        "uri": report.uri,
+        "users": report.users,
+        "groups": report.groups,
+        "memberships": report.memberships,
+        "objects": report.objects,
+    }

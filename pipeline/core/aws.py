@@ -1,0 +1,141 @@
+"""AWS clients from the standard credential chain, and translation of the SDK's own failures.
+
+Credentials and Region come only from boto3's chain (environment, shared config, role); endpoints from the standard
+``AWS_ENDPOINT_URL[_SERVICE]`` variables: that is how the local engine and a separate moto server are reached.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from pipeline import __version__
+from pipeline.core.errors import (
+    AccessDenied,
+    CredentialsMissing,
+    EndpointUnreachable,
+    PipelineError,
+    RegionMissing,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sts import STSClient
+
+# Throttling is handled by the pipeline's own per-quota limiter and backoff (pipeline.cognito.throttle); botocore's
+# standard mode still retries transient 5xx and connection errors a few times.
+SDK_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4},
+    user_agent_extra=f"cognito-backuper/{__version__}",
+    connect_timeout=10,
+    read_timeout=60,
+)
+
+
+@dataclass(frozen=True)
+class Clients:
+    cognito: CognitoIdentityProviderClient
+    s3: S3Client
+    kms: KMSClient
+    sts: STSClient
+    region: str
+
+
+def make_clients(session: boto3.Session | None = None) -> Clients:
+    """Clients whose Cognito calls all draw from the process-wide rate budget (pipeline.cognito.throttle)."""
+    from pipeline.cognito import throttle
+
+    session = session or boto3.Session()
+    region = session.region_name
+    if not region:
+        raise RegionMissing(
+            "no AWS Region configured: set AWS_REGION or AWS_DEFAULT_REGION, or a profile region"
+        )
+    cognito = session.client("cognito-idp", config=SDK_CONFIG)
+    throttle.install(cognito, throttle.default_budget())
+    return Clients(
+        cognito=cognito,
+        s3=session.client("s3", config=SDK_CONFIG),
+        kms=session.client("kms", config=SDK_CONFIG),
+        sts=session.client("sts", config=SDK_CONFIG),
+        region=region,
+    )
+
+
+@functools.cache
+def default_clients() -> Clients:
+    """Clients reused across warm Lambda invocations. The local engine clears this cache around each run."""
+    return make_clients()
+
+
+def error_code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def sdk_errors() -> Iterator[None]:
+    """Turn the SDK's environment failures into the pipeline's one-line errors."""
+    try:
+        yield
+    except PipelineError:
+        raise
+    except botocore.exceptions.NoCredentialsError as exc:
+        raise CredentialsMissing(
+            "no AWS credentials found: configure the AWS CLI, a profile, or environment variables"
+        ) from exc
+    except botocore.exceptions.NoRegionError as exc:
+        raise RegionMissing("no AWS Region configured: set AWS_REGION or AWS_DEFAULT_REGION") from exc
+    except botocore.exceptions.EndpointConnectionError as exc:
+        raise EndpointUnreachable(
+            f"cannot reach the AWS endpoint: {exc.kwargs.get('endpoint_url', '?')}"
+        ) from exc
+    except botocore.exceptions.ClientError as exc:
+        code = error_code(exc)
+        if code in {
+            "AccessDenied",
+            "AccessDeniedException",
+            "UnauthorizedOperation",
+            "NotAuthorizedException",
+        }:
+            op = exc.operation_name
+            raise AccessDenied(f"access denied to {op}: check the IAM permissions of the caller") from exc
+        if code in {
+            "InvalidClientTokenId",
+            "UnrecognizedClientException",
+            "ExpiredToken",
+            "ExpiredTokenException",
+        }:
+            raise CredentialsMissing(f"AWS credentials were rejected ({code})") from exc
+        raise
+
+
+def caller_arn(clients: Clients) -> str:
+    """The authenticated identity behind the credentials in use."""
+    with sdk_errors():
+        return clients.sts.get_caller_identity()["Arn"]
+
+
+def json_safe(value: Any) -> Any:
+    """SDK responses hold datetimes; state payloads and backups need JSON."""
+    import datetime as _dt
+
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items() if k != "ResponseMetadata"}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, _dt.datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        import base64
+
+        return base64.b64encode(value).decode()
+    return value

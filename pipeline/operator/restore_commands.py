@@ -1,0 +1,313 @@
+"""Restore-side commands: restore (with --dry-run), approve, reject, approvals, diff."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import boto3
+import botocore.exceptions
+
+from pipeline.core import errors
+from pipeline.core.aws import Clients, caller_arn, error_code, sdk_errors
+from pipeline.core.contracts import Storage
+from pipeline.core.layout import check_pool_id, parse_backup_uri
+from pipeline.operator.runs import EXIT_FAILED, exit_code_for
+from pipeline.restore import approval
+from pipeline.restore import steps as restore
+from pipeline.sealing import audit
+from pipeline.sealing.backup_reader import BackupReader
+
+OutputFlags = Callable[[argparse.ArgumentParser], None]
+Preflight = Callable[[], Clients]
+EngineFactory = Callable[[argparse.Namespace], Any]
+DEFAULT_APPROVAL_TIMEOUT_S = 24 * 3600
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    print(json.dumps(payload, indent=2, sort_keys=True, default=str) if args.json else text)
+
+
+def _settings_of(clients: Clients, uri: str) -> tuple[Storage, BackupReader]:
+    """A restore runs with the bucket, prefix and key of the backup it restores."""
+    loc = parse_backup_uri(uri)
+    reader = BackupReader.open(clients, loc)
+    return {"bucket": loc.bucket, "kmsKeyArn": reader.doc["kmsKeyArn"], "prefix": loc.prefix}, reader
+
+
+def _sink(clients: Clients, bucket: str, prefix: str) -> audit.AuditSink:
+    """The approval store of a bucket; its KMS key is read from the objects' own SSE-KMS header."""
+    settings: Storage = {"bucket": bucket, "kmsKeyArn": "", "prefix": prefix}
+    probe = restore.audit_sink(clients, settings)
+    key_arn = ""
+    with sdk_errors():
+        try:
+            listing = clients.s3.list_objects_v2(Bucket=bucket, Prefix=probe.approvals_root, MaxKeys=1)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) == "NoSuchBucket":
+                raise errors.BucketNotFound(f"bucket {bucket} does not exist") from exc
+            raise
+        first = listing.get("Contents", [])
+        if first:
+            key_arn = clients.s3.head_object(Bucket=bucket, Key=first[0]["Key"]).get("SSEKMSKeyId", "")
+    settings["kmsKeyArn"] = key_arn
+    return restore.audit_sink(clients, settings)
+
+
+def cmd_restore(args: argparse.Namespace, preflight: Preflight, engine_factory: EngineFactory) -> int:
+    from pipeline.operator.progress import ProgressPrinter, RestoreProgress
+    from pipeline.operator.runs import run_restore
+    from pipeline.restore.plan import plan_restore
+
+    if args.target_pool:
+        check_pool_id(args.target_pool)
+    clients = preflight()
+    settings, reader = _settings_of(clients, args.backup)
+    users, groups = list(args.user or []), list(args.group or [])
+    if args.dry_run:
+        plan = plan_restore(
+            clients,
+            reader.loc,
+            target_pool_id=args.target_pool,
+            new_pool_name=args.new_pool,
+            users=users,
+            groups=groups,
+        )
+        _emit(args, plan, _plan_text(plan))
+        return 0
+    requester = caller_arn(clients)
+    selection_key = None
+    if users or groups:
+        selection_key = restore.selection_key(settings, uuid.uuid4().hex)
+        audit.put_document(
+            restore.audit_sink(clients, settings),
+            selection_key,
+            {"users": users, "groups": groups},
+            restore.selection_context(selection_key),
+            create_only=True,
+        )
+    payload = {
+        "backupUri": reader.loc.uri,
+        "targetPoolId": args.target_pool,
+        "newPoolName": args.new_pool,
+        "selectionKey": selection_key,
+        "requestedBy": requester,
+        "approvalTimeoutSeconds": args.approval_timeout,
+    }
+
+    def announce(request_id: str) -> None:
+        _err(
+            f"approval request {request_id}: waiting for another principal to run\n"
+            f"  cognito-backuper approve {request_id} --bucket {settings['bucket']} --prefix {settings['prefix']}"
+        )
+
+    tracker = RestoreProgress(on_request=announce)
+    printer = ProgressPrinter(tracker, quiet=args.quiet)
+    with engine_factory(args) as engine:
+        engine.serve_api()
+        outcome = run_restore(
+            engine,
+            storage=settings,
+            payload=payload,
+            on_event=printer,
+            timeout_s=args.approval_timeout + args.timeout,
+        )
+    printer.close()
+    result = {
+        "status": outcome.status,
+        "requestId": tracker.request_id,
+        "executionArn": outcome.execution_arn,
+        "durationSeconds": round(outcome.duration_s, 3),
+    }
+    if not outcome.succeeded:
+        _err(f"error: restore did not complete ({outcome.error}): {outcome.message}")
+        if args.json:
+            _emit(args, {**result, "error": outcome.error, "message": outcome.message}, "")
+        return exit_code_for(outcome.error)
+    out = outcome.output or {}
+    result.update(
+        targetPoolId=out.get("targetPoolId"),
+        report=out.get("report"),
+        verification=out.get("verification"),
+        snapshot=out.get("snapshot"),
+    )
+    report = out.get("report") or {}
+    text = (
+        f"restored into {result['targetPoolId']}: users created {report.get('created', 0)}, existing "
+        f"{report.get('existing', 0)}, failed {report.get('failed', 0)}; memberships added "
+        f"{report.get('membershipsAdded', 0)}; verified against the backup\n"
+        f"report s3://{settings['bucket']}/{report.get('reportKey', '')} (sealed; holds the old-to-new id map)"
+    )
+    _emit(args, result, text)
+    return 0
+
+
+def _plan_text(plan: dict[str, Any]) -> str:
+    target = plan["target"]
+    where = f"new pool {target['poolName']!r}" if target["mode"] == "new" else f"pool {target['poolId']}"
+    lines = [f"dry run: restore {plan['backup']} into {where}; nothing is written"]
+    if plan["pool"].get("create"):
+        pool = plan["pool"]
+        lines.append(
+            f"  pool: create with {pool['customAttributes']} custom attributes, {pool['appClients']} app clients, "
+            f"{pool['identityProviders']} identity providers, {pool['resourceServers']} resource servers"
+        )
+    lines.append(
+        f"  groups: create {len(plan['groups']['create'])}, in conflict {len(plan['groups']['conflicts'])}"
+    )
+    users = plan["users"]
+    lines.append(
+        f"  users: create {users['create']}, skip (already there) {users['skip_existing']}, "
+        f"existing that differ (left as they are) {users['existing_that_differ']}"
+    )
+    lines.append(
+        f"  memberships: add {plan['memberships']['add']}, already there {plan['memberships']['already']}"
+    )
+    return "\n".join(lines)
+
+
+def _decide(args: argparse.Namespace, preflight: Preflight, approve: bool) -> int:
+    approval.check_request_id(args.request_id)
+    clients = preflight()
+    sink = _sink(clients, args.bucket, args.prefix)
+    request, _ = approval.load(sink, args.request_id)
+    approver = caller_arn(clients)  # authenticated by STS, never typed in
+    if request.engine_endpoint:
+        sfn = boto3.client("stepfunctions", endpoint_url=request.engine_endpoint, region_name=clients.region)
+    else:
+        sfn = boto3.client("stepfunctions", region_name=clients.region)
+    decision = approval.decide(
+        sink, sfn, args.request_id, approve=approve, reason=args.reason, approver_arn=approver
+    )
+    verb = "approved" if approve else "rejected"
+    _emit(args, decision, f"{args.request_id} {verb} by {approver}")
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace, preflight: Preflight) -> int:
+    return _decide(args, preflight, approve=True)
+
+
+def cmd_reject(args: argparse.Namespace, preflight: Preflight) -> int:
+    return _decide(args, preflight, approve=False)
+
+
+def cmd_approvals(args: argparse.Namespace, preflight: Preflight) -> int:
+    clients = preflight()
+    sink = _sink(clients, args.bucket, args.prefix)
+    waiting = approval.pending(sink) if sink.kms_key_arn else []
+    rows = [
+        f"{r.request_id}  requested by {r.requested_by} at {r.requested_at}, expires {r.expires_at}\n"
+        f"    restore {r.backup_uri} into {r.target.get('poolId') or 'new pool ' + str(r.target.get('poolName'))}"
+        for r in waiting
+    ]
+    _emit(
+        args, {"pending": [r.to_dict() for r in waiting]}, "\n".join(rows) or "no pending approval requests"
+    )
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace, preflight: Preflight) -> int:
+    from pipeline.restore.diff import diff_pool
+
+    check_pool_id(args.pool_id)
+    clients = preflight()
+    _, reader = _settings_of(clients, args.uri)
+    report = diff_pool(clients.cognito, reader, args.pool_id, extra_allowed=not args.strict)
+    counts = report.counts()
+    lines = [f"{'identical' if report.identical else 'DIFFERENT'}: {reader.loc.uri} vs pool {args.pool_id}"]
+    lines += [f"  {name}: {value}" for name, value in counts.items() if value]
+    lines += [f"  note: {n}" for n in report.notes]
+    _emit(
+        args, {"identical": report.identical, "counts": counts, "details": asdict(report)}, "\n".join(lines)
+    )
+    return 0 if report.identical else EXIT_FAILED
+
+
+def register(
+    sub: Any,
+    output_flags: OutputFlags,
+    preflight: Preflight,
+    engine_factory: EngineFactory,
+    engine_flag: Callable[[argparse.ArgumentParser], None],
+    rate_flags: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    p = sub.add_parser(
+        "restore",
+        help="restore a backup, after a snapshot of the target and an approval",
+        description="Verifies the backup, backs up an existing target first, then waits for another authenticated "
+        "principal to approve (cognito-backuper approve). Restores users (messages suppressed, random temporary "
+        "passwords never stored), groups and memberships, idempotently, then verifies the target against the backup. "
+        "Exit 0 only if that verification passes.",
+    )
+    p.add_argument("--backup", required=True, metavar="S3_URI", help="the backup to restore")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-pool", metavar="ID", help="merge into this existing pool (never deletes)")
+    target.add_argument(
+        "--new-pool", metavar="NAME", help="create a new pool from the backed-up configuration"
+    )
+    p.add_argument("--user", action="append", metavar="USERNAME", help="restore only this user (repeatable)")
+    p.add_argument("--group", action="append", metavar="NAME", help="restore only this group and its members")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print what would be created, skipped or in conflict"
+    )
+    p.add_argument(
+        "--approval-timeout",
+        type=int,
+        default=DEFAULT_APPROVAL_TIMEOUT_S,
+        metavar="SECONDS",
+        help="how long the request waits for a decision (default 86400)",
+    )
+    p.add_argument("--timeout", type=float, default=6 * 3600, help="seconds for the restore after approval")
+    engine_flag(p)
+    rate_flags(p)
+    output_flags(p)
+    p.set_defaults(func=lambda a: cmd_restore(a, preflight, engine_factory))
+
+    for name, func, extra in (
+        ("approve", cmd_approve, " You cannot approve your own request."),
+        ("reject", cmd_reject, ""),
+    ):
+        p = sub.add_parser(
+            name,
+            help=f"{name} a pending restore request (as a principal other than the requester)",
+            description="Your identity is taken from AWS STS (GetCallerIdentity), never from an argument; "
+            "it is recorded in the sealed decision and the audit trail." + extra,
+        )
+        p.add_argument("request_id", metavar="REQUEST_ID")
+        p.add_argument("--bucket", required=True, help="the backup bucket holding the request")
+        p.add_argument("--prefix", default="backups", help="the backup prefix (default: backups)")
+        p.add_argument("--reason", help="why (recorded in the audit trail)")
+        output_flags(p)
+        p.set_defaults(func=lambda a, f=func: f(a, preflight))
+
+    p = sub.add_parser(
+        "approvals", help="list pending restore requests", description="Requests awaiting a decision."
+    )
+    p.add_argument("--bucket", required=True)
+    p.add_argument("--prefix", default="backups", help="the backup prefix (default: backups)")
+    output_flags(p)
+    p.set_defaults(func=lambda a: cmd_approvals(a, preflight))
+
+    p = sub.add_parser(
+        "diff",
+        help="compare a backup with a live pool",
+        description="Missing and extra users, attribute, Enabled and status differences, group and membership "
+        "differences. Exit 0 when identical (extra users and groups in the pool allowed unless --strict).",
+    )
+    p.add_argument("uri", metavar="BACKUP_URI")
+    p.add_argument("--pool-id", required=True, metavar="ID")
+    p.add_argument(
+        "--strict", action="store_true", help="extra users, groups or memberships count as differences"
+    )
+    output_flags(p)
+    p.set_defaults(func=lambda a: cmd_diff(a, preflight))

@@ -1,0 +1,152 @@
+"""Starting a state machine and following it to the end, for the CLI and the demo."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pipeline.core import errors
+from pipeline.core.contracts import Storage
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+class ExecutionView(Protocol):
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def output(self) -> Any: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    @property
+    def cause(self) -> str | None: ...
+
+
+class Engine(Protocol):
+    """What the CLI needs from an engine: the local one, or Step Functions itself."""
+
+    def deploy(self, name: str, substitutions: Mapping[str, str]) -> str: ...
+
+    def start(self, state_machine_arn: str, payload: Mapping[str, Any], name: str | None = None) -> str: ...
+
+    def follow(
+        self, execution_arn: str, *, on_event: EventSink | None = None, timeout_s: float, poll_s: float = 0.2
+    ) -> ExecutionView: ...
+
+
+@dataclass
+class Outcome:
+    status: str
+    execution_arn: str
+    duration_s: float
+    output: Any = None
+    error: str | None = None
+    message: str | None = None
+    backups: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+
+def failure_message(error: str | None, cause: str | None) -> str:
+    """Lambda failures arrive as a JSON cause; keep the pipeline's one-line message."""
+    text = cause or ""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        text = str(parsed.get("errorMessage") or parsed.get("Cause") or text)
+    return text.strip().splitlines()[0] if text.strip() else (error or "unknown failure")
+
+
+# Errors that mean "you asked for something wrong" or "this environment is not set up" get their own exit codes.
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT = 1, 2, 3
+_ENVIRONMENT = (
+    errors.CredentialsMissing,
+    errors.RegionMissing,
+    errors.AccessDenied,
+    errors.KeyAccessDenied,
+    errors.EndpointUnreachable,
+)
+
+
+def exit_code_for(error_name: str | None) -> int:
+    cls = getattr(errors, error_name or "", None)
+    if isinstance(cls, type) and issubclass(cls, errors.InvalidRequest):
+        return EXIT_BAD_INPUT
+    if isinstance(cls, type) and issubclass(cls, _ENVIRONMENT):
+        return EXIT_ENVIRONMENT
+    return EXIT_FAILED
+
+
+def _storage_substitutions(storage: Storage) -> dict[str, str]:
+    return {
+        "BackupBucket": storage["bucket"],
+        "KmsKeyArn": storage["kmsKeyArn"],
+        "BackupPrefix": storage["prefix"],
+    }
+
+
+def _run(
+    engine: Engine, arn: str, payload: Mapping[str, Any], on_event: EventSink | None, timeout_s: float
+) -> Outcome:
+    started = time.monotonic()
+    execution = engine.start(arn, payload)
+    result = engine.follow(execution, on_event=on_event, timeout_s=timeout_s)
+    outcome = Outcome(
+        status=result.status,
+        execution_arn=execution,
+        duration_s=time.monotonic() - started,
+        output=result.output,
+        error=result.error,
+    )
+    if not outcome.succeeded:
+        outcome.message = failure_message(result.error, result.cause)
+    return outcome
+
+
+def run_restore(
+    engine: Engine,
+    *,
+    storage: Storage,
+    payload: Mapping[str, Any],
+    on_event: EventSink | None = None,
+    timeout_s: float,
+) -> Outcome:
+    """The restore state machine, whose PreRestoreSnapshot starts the backup state machine deployed beside it."""
+    substitutions = _storage_substitutions(storage)
+    backup_arn = engine.deploy("backup", substitutions)
+    arn = engine.deploy("restore", {**substitutions, "BackupStateMachineArn": backup_arn})
+    return _run(engine, arn, payload, on_event, timeout_s)
+
+
+def run_backup(
+    engine: Engine,
+    *,
+    storage: Storage,
+    pool_ids: list[str],
+    all_pools: bool,
+    on_event: EventSink | None = None,
+    timeout_s: float = 3600.0,
+) -> Outcome:
+    arn = engine.deploy("backup", _storage_substitutions(storage))
+    outcome = _run(engine, arn, {"poolIds": pool_ids, "allPools": all_pools}, on_event, timeout_s)
+    if outcome.succeeded:
+        out = outcome.output if isinstance(outcome.output, dict) else {}
+        outcome.backups = [b for b in out.get("backups") or [] if b is not None]
+        expected = None if all_pools else len(pool_ids)
+        if (expected is not None and len(outcome.backups) != expected) or not all(
+            b.get("verified") for b in outcome.backups
+        ):
+            # A Map child that failed silently must not pass for a verified backup.
+            outcome.status, outcome.error = "FAILED", "IncompleteBackup"
+            outcome.message = "not every pool reported a verified backup"
+    return outcome

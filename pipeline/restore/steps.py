@@ -1,0 +1,480 @@
+"""The restore states' logic: one function per Task state of ``statemachines/restore.asl.json``.
+
+Nothing is written to the target pool before RecordDecision has confirmed an approval: ValidateRequest only reads,
+PreRestoreSnapshot is a backup, RequestApproval writes to the backup bucket. Users, usernames and temporary
+passwords stay inside the calls; payloads carry ids, keys and counts. Every write step is idempotent, so a re-run
+(or a retried shard) completes what is missing and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pipeline.backup.verify import verify_backup
+from pipeline.cognito import reading as cognito_read
+from pipeline.cognito import shards
+from pipeline.core.aws import Clients
+from pipeline.core.contracts import (
+    FinalizeResult,
+    IndexCursor,
+    RestoreCounts,
+    RestoreCursor,
+    RestoreReportSummary,
+    RestoreRequest,
+    RestoreRequestEvent,
+    RestoreVerification,
+    Storage,
+    TargetPool,
+)
+from pipeline.core.errors import IncompleteBackup, InvalidRequest
+from pipeline.core.lambda_runtime import ENGINE_ENDPOINT_ENV, logger
+from pipeline.core.layout import BackupLocation, check_pool_id, parse_backup_uri
+from pipeline.restore import approval, diff, membership_index, pool_restore, user_restore
+from pipeline.sealing import audit, store
+from pipeline.sealing.backup_reader import BackupReader
+
+log = logger(__name__)
+
+Clock = Callable[[], float]
+MIN_APPROVAL_S, MAX_APPROVAL_S = 5, 7 * 24 * 3600
+_CURSOR_COUNTS = tuple(RestoreCounts.__annotations__)
+_POOL_NAME = re.compile(r"^[\w\s+=,.@-]{1,128}$")
+SELECTION_CONTEXT_APP = "cognito-backuper"
+
+
+# --- where a restore keeps its own objects -----------------------------------------------------------------------
+
+
+def audit_sink(clients: Clients, settings: Storage) -> audit.AuditSink:
+    return audit.AuditSink(
+        clients,
+        settings["bucket"],
+        settings["kmsKeyArn"],
+        prefix=_under(settings, "audit"),
+        approvals_prefix=_under(settings, "approvals"),
+    )
+
+
+def _under(settings: Storage, name: str) -> str:
+    return "/".join(p for p in (settings["prefix"].strip("/"), name) if p)
+
+
+def workspace(request: RestoreRequest) -> BackupLocation:
+    """``<prefix>/restores/<source pool>/<request id>/``: selection, id maps, diff and report, all sealed."""
+    source = parse_backup_uri(request["backupUri"])
+    return BackupLocation(
+        bucket=request["settings"]["bucket"],
+        prefix=_under(request["settings"], "restores"),
+        pool_id=source.pool_id,
+        backup_id=request["requestId"],
+    )
+
+
+def selection_context(key: str) -> dict[str, str]:
+    return {"app": SELECTION_CONTEXT_APP, "selection": key}
+
+
+def selection_key(settings: Storage, token: str) -> str:
+    """Where the CLI seals a selection (usernames are user data: they never ride in the execution input)."""
+    return f"{_under(settings, 'restores')}/selections/{token}.bin"
+
+
+@dataclass(frozen=True)
+class Selection:
+    users: frozenset[str] | None
+    groups: frozenset[str] | None
+
+    @property
+    def selective(self) -> bool:
+        return self.users is not None or self.groups is not None
+
+
+def _load_selection(clients: Clients, request: RestoreRequest) -> Selection:
+    key = request["selectionKey"]
+    if key is None:
+        return Selection(None, None)
+    doc = store.get_sealed(clients, workspace(request), key)[0]
+    return Selection(frozenset(doc["users"]), frozenset(doc["groups"]))
+
+
+def _reader(clients: Clients, request: RestoreRequest) -> BackupReader:
+    return BackupReader.open(clients, parse_backup_uri(request["backupUri"]))
+
+
+# --- ValidateRequest ----------------------------------------------------------------------------------------------
+
+
+def _target(clients: Clients, event: RestoreRequestEvent) -> dict[str, Any]:
+    pool_id, name = event.get("targetPoolId"), event.get("newPoolName")
+    if (pool_id is None) == (name is None):
+        raise InvalidRequest("restore either into an existing pool (--target-pool) or a new one (--new-pool)")
+    if pool_id is not None:
+        cognito_read.describe_pool(clients.cognito, check_pool_id(pool_id))
+        return {"mode": "existing", "poolId": pool_id, "poolName": None}
+    assert name is not None
+    if not _POOL_NAME.match(name):
+        raise InvalidRequest("a new pool name is 1-128 letters, digits, spaces and +=,.@-")
+    return {"mode": "new", "poolId": None, "poolName": name}
+
+
+def resolve_selection(
+    reader: BackupReader, users: set[str], groups: set[str]
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Users named, plus the members of groups named; groups named, plus the groups of the users named."""
+    known_groups = {g["name"] for g in reader.config()["groups"]}
+    if groups - known_groups:
+        raise InvalidRequest(f"{len(groups - known_groups)} of the selected groups are not in the backup")
+    known_users = {u["username"] for u in reader.users()}
+    if users - known_users:
+        raise InvalidRequest(f"{len(users - known_users)} of the selected users are not in the backup")
+    named_users, named_groups = set(users), set(groups)
+    for m in reader.memberships():
+        if m["group"] in named_groups:
+            users.add(m["username"])
+        if m["username"] in named_users:
+            groups.add(m["group"])
+    return frozenset(users), frozenset(groups)
+
+
+def _requested_selection(
+    clients: Clients, event: RestoreRequestEvent, reader: BackupReader
+) -> tuple[frozenset[str], frozenset[str]] | None:
+    key = event.get("selectionKey")
+    if not key:
+        return None
+    doc = audit.get_document(audit_sink(clients, event["settings"]), key, selection_context(key))
+    return resolve_selection(reader, set(doc.get("users") or []), set(doc.get("groups") or []))
+
+
+def _runs_distributed(event: RestoreRequestEvent, shard_count: int) -> bool:
+    """Like the backup's PlanShards: many shards restore as child executions, so the history stays small."""
+    execution = event.get("execution")
+    threshold = execution.get(shards.THRESHOLD_INPUT_KEY) if isinstance(execution, Mapping) else None
+    return shards.runs_distributed(shard_count, threshold)
+
+
+def validate_request(clients: Clients, event: RestoreRequestEvent) -> RestoreRequest:
+    """Reads only: the backup is verified in full, the target checked, the selection resolved and sealed."""
+    settings = event["settings"]
+    loc = parse_backup_uri(event["backupUri"])
+    if loc.bucket != settings["bucket"]:
+        raise InvalidRequest(f"the backup must be in this pipeline's bucket {settings['bucket']}")
+    if not event.get("requestedBy"):
+        raise InvalidRequest("a restore request needs the requester's identity")
+    target = _target(clients, event)
+    report = verify_backup(clients, loc)
+    reader = BackupReader.open(clients, loc)
+    timeout = int(event.get("approvalTimeoutSeconds") or 86_400)
+    if not MIN_APPROVAL_S <= timeout <= MAX_APPROVAL_S:
+        raise InvalidRequest(f"the approval timeout must be {MIN_APPROVAL_S} s to {MAX_APPROVAL_S} s")
+    request: RestoreRequest = {
+        "requestId": approval.new_request_id(),
+        "backupUri": loc.uri,
+        "settings": settings,
+        "target": target,  # type: ignore[typeddict-item]
+        "shards": list(reader.doc["shards"]),
+        "distributed": _runs_distributed(event, len(reader.doc["shards"])),
+        "selectionKey": None,
+        "requestedBy": event["requestedBy"],
+        "approvalTimeoutSeconds": timeout,
+        "executionArn": event["executionArn"],
+        "backupUsers": report.users,
+        "backupMemberships": report.memberships,
+        "selectedUsers": None,
+    }
+    selection = _requested_selection(clients, event, reader)
+    if selection is not None:
+        ws = workspace(request)
+        key = ws.root + "selection.bin"
+        users, groups = selection
+        store.put_sealed(
+            clients, ws, settings["kmsKeyArn"], key, [{"users": sorted(users), "groups": sorted(groups)}]
+        )
+        request["selectionKey"] = key
+        request["selectedUsers"] = len(users)
+    return request
+
+
+# --- approval -----------------------------------------------------------------------------------------------------
+
+
+def request_approval(
+    clients: Clients, request: RestoreRequest, snapshot: Mapping[str, Any], token: str
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    backups = snapshot.get("backups") or []
+    ticket = approval.ApprovalRequest(
+        request_id=request["requestId"],
+        requested_by=request["requestedBy"],
+        requested_at=audit.iso(now),
+        expires_at=audit.iso(now + dt.timedelta(seconds=request["approvalTimeoutSeconds"])),
+        backup_uri=request["backupUri"],
+        target=dict(request["target"]),
+        selective={"selected": request["selectionKey"] is not None, "users": request["selectedUsers"]},
+        execution_arn=request["executionArn"],
+        snapshot_uri=str(backups[0]["uri"]) if backups else None,
+        engine_endpoint=os.environ.get(ENGINE_ENDPOINT_ENV),
+    )
+    approval.open_request(audit_sink(clients, request["settings"]), ticket, token)
+
+
+def record_decision(
+    clients: Clients, request: RestoreRequest, decision: str, output: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """After the token came back: an approval is trusted only if it matches the sealed decision record."""
+    sink = audit_sink(clients, request["settings"])
+    if decision == "approved":
+        return approval.confirm_approval(sink, request["requestId"], output or {})
+    event: approval.OutcomeEvent = "restore.expired" if decision == "expired" else "restore.failed"
+    approval.record_outcome(sink, request["requestId"], event, {"decision": decision, "targetWritten": False})
+    return {"decision": decision}
+
+
+# --- writes to the target -----------------------------------------------------------------------------------------
+
+
+def restore_pool_config(clients: Clients, request: RestoreRequest) -> TargetPool:
+    reader = _reader(clients, request)
+    selection = _load_selection(clients, request)
+    source = parse_backup_uri(request["backupUri"])
+    target = request["target"]
+    result = pool_restore.restore_pool_config(
+        clients.cognito,
+        reader.config(),
+        source=f"{source.pool_id}/{source.backup_id}",
+        target_pool_id=target["poolId"] if target["mode"] == "existing" else None,
+        new_pool_name=target["poolName"] if target["mode"] == "new" else None,
+        groups=selection.groups if selection.selective else None,
+    )
+    ws = workspace(request)
+    store.put_sealed(
+        clients, ws, request["settings"]["kmsKeyArn"], ws.root + "pool-config.bin", [asdict(result)]
+    )
+    return {
+        "poolId": result.pool_id,
+        "created": result.created,
+        "groupsCreated": result.groups_created,
+        "conflicts": len(result.conflicts),
+        "tempClientId": result.temp_client_id,
+    }
+
+
+def _idmap_key(ws: BackupLocation, shard: str, part: int, offset: int) -> str:
+    return f"{ws.root}idmap/{shard or 'all'}/part-{part:05d}-{offset:07d}.bin"
+
+
+def restore_users(
+    clients: Clients,
+    request: RestoreRequest,
+    target: TargetPool,
+    shard: str,
+    cursor: RestoreCursor,
+    budget_s: float,
+    clock: Clock = time.monotonic,
+) -> RestoreCursor:
+    """Restores one backup part of a shard, from ``offset``, until the part ends or the time budget runs out;
+    each user's groups (from the shard's membership index) are added right after the user.
+
+    The id map of this slice is written at a key fixed by (shard, part, offset), so a retried slice rewrites it;
+    a retried user is "existing", and only the groups it lacks are added.
+    """
+    if cursor["done"]:
+        return cursor
+    deadline = clock() + budget_s
+    reader = _reader(clients, request)
+    parts = reader.objects("users", shard)
+    if cursor["part"] >= len(parts):
+        return {**cursor, "done": True}
+    records = reader.read(parts[cursor["part"]])
+    selection = _load_selection(clients, request)
+    pool = cognito_read.describe_pool(clients.cognito, target["poolId"])
+    username_attributes = pool.get("UsernameAttributes") or []
+    policy = (pool.get("Policies") or {}).get("PasswordPolicy")
+    progress: Mapping[str, Any] = cursor
+    counts = {k: int(progress[k]) for k in _CURSOR_COUNTS}
+    groups_of = _shard_memberships(clients, request, shard)
+    missing_groups: set[str] = set()
+    outcomes: list[dict[str, Any]] = []
+    index = cursor["offset"]
+    while index < len(records) and (not outcomes or clock() < deadline):
+        record = records[index]
+        index += 1
+        if selection.users is not None and record["username"] not in selection.users:
+            continue
+        outcome = user_restore.restore_user(
+            clients.cognito,
+            target["poolId"],
+            record,
+            username_attributes=username_attributes,
+            password_policy=policy,
+            temp_client_id=target["tempClientId"],
+        )
+        outcomes.append(asdict(outcome))
+        counts[
+            {"created": "created", "existing": "existing", "failed": "failed"}.get(outcome.result, "skipped")
+        ] += 1
+        groups = [
+            g
+            for g in groups_of.get(record["username"], ())
+            if selection.groups is None or g in selection.groups
+        ]
+        added, already, skipped = user_restore.restore_user_groups(
+            clients.cognito, target["poolId"], outcome, groups, missing_groups
+        )
+        counts["membershipsAdded"] += added
+        counts["membershipsExisting"] += already
+        counts["membershipsSkipped"] += skipped
+    if outcomes:
+        ws = workspace(request)
+        key = _idmap_key(ws, shard, cursor["part"], cursor["offset"])
+        store.put_sealed(clients, ws, request["settings"]["kmsKeyArn"], key, outcomes)
+    finished_part = index >= len(records)
+    part = cursor["part"] + 1 if finished_part else cursor["part"]
+    return {
+        "part": part,
+        "offset": 0 if finished_part else index,
+        **counts,  # type: ignore[typeddict-item]
+        "done": part >= len(parts),
+    }
+
+
+def _id_maps(clients: Clients, request: RestoreRequest) -> Iterator[dict[str, Any]]:
+    ws = workspace(request)
+    paginator = clients.s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=ws.bucket, Prefix=ws.root + "idmap/"):
+        for item in page.get("Contents", []):
+            yield from store.get_sealed(clients, ws, item["Key"])
+
+
+def username_map(clients: Clients, request: RestoreRequest, reader: BackupReader) -> dict[str, str]:
+    """Old to new usernames; only pools that sign in by e-mail or phone get new usernames."""
+    if not reader.config()["pool"].get("UsernameAttributes"):
+        return {}
+    return {m["old_username"]: m["new_username"] for m in _id_maps(clients, request) if m.get("new_username")}
+
+
+def index_memberships(clients: Clients, request: RestoreRequest, cursor: IndexCursor) -> IndexCursor:
+    """One pass of IndexMemberships: this pass's shards get their sealed ``{username: groups}`` object, written
+    at a key fixed by the shard, so a retried pass rewrites the same objects."""
+    if cursor["done"]:
+        return cursor
+    passes = cursor["passes"] or min(
+        membership_index.passes_for(request["backupMemberships"]), max(1, len(request["shards"]))
+    )
+    this_pass = membership_index.pass_shards(request["shards"], passes, cursor["next"])
+    reader = _reader(clients, request)
+    width = len(request["shards"][0]) if request["shards"] else 0
+    by_shard = membership_index.group_by_user(
+        (m for obj in reader.objects("memberships") for m in reader.read(obj)), this_pass, width
+    )
+    ws = workspace(request)
+    for shard, members in by_shard.items():
+        records = membership_index.records(members)
+        store.put_sealed(
+            clients, ws, request["settings"]["kmsKeyArn"], membership_index.key(ws, shard), records
+        )
+    done = cursor["next"] + 1
+    return {"next": done, "passes": passes, "done": done >= passes}
+
+
+def _shard_memberships(clients: Clients, request: RestoreRequest, shard: str) -> dict[str, list[str]]:
+    ws = workspace(request)
+    return {
+        m["username"]: m["groups"] for m in store.get_sealed(clients, ws, membership_index.key(ws, shard))
+    }
+
+
+def finalize_target(clients: Clients, request: RestoreRequest, target: TargetPool) -> FinalizeResult:
+    """A pool this restore created gets its triggers and auto-verification only now, after every user and
+    membership: no message or trigger may act on restored users."""
+    if not target["created"]:
+        return {"finalized": False}
+    reader = _reader(clients, request)
+    pool_restore.finalize_new_pool(clients.cognito, target["poolId"], reader.config(), target["tempClientId"])
+    return {"finalized": True}
+
+
+# --- verification and report --------------------------------------------------------------------------------------
+
+
+def verify_restore(
+    clients: Clients, request: RestoreRequest, target: TargetPool, shard_results: list[Any]
+) -> RestoreVerification:
+    """The diff command's comparison, restricted to the selection; extras are fine in an existing pool."""
+    if len(shard_results) != len(request["shards"]) or not all(r and r.get("done") for r in shard_results):
+        raise IncompleteBackup("not every shard of the restore reported completion")
+    reader = _reader(clients, request)
+    selection = _load_selection(clients, request)
+    report = diff.diff_pool(
+        clients.cognito,
+        reader,
+        target["poolId"],
+        users=selection.users,
+        groups=selection.groups,
+        username_map=username_map(clients, request, reader),
+        extra_allowed=request["target"]["mode"] == "existing",
+    )
+    ws = workspace(request)
+    store.put_sealed(clients, ws, request["settings"]["kmsKeyArn"], ws.root + "diff.bin", [asdict(report)])
+    counts = report.counts()
+    return {
+        "passed": report.identical,
+        "usersCompared": counts.pop("users_compared"),
+        "differences": counts,
+    }
+
+
+def write_report(clients: Clients, state: Mapping[str, Any]) -> RestoreReportSummary:
+    request: RestoreRequest = state["request"]
+    target: TargetPool = state["target"]
+    verification: RestoreVerification = state["verification"]
+    results = [r for r in state.get("shardResults") or [] if r]
+    totals = {k: sum(int(r.get(k, 0)) for r in results) for k in ("created", "existing", "skipped", "failed")}
+    memberships = {
+        k: sum(int(r.get("memberships" + k.capitalize(), 0)) for r in results)
+        for k in ("added", "existing", "skipped")
+    }
+    ws = workspace(request)
+    idmaps = [
+        item["Key"]
+        for page in clients.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=ws.bucket, Prefix=ws.root + "idmap/"
+        )
+        for item in page.get("Contents", [])
+    ]
+    document = {
+        "requestId": request["requestId"],
+        "backupUri": request["backupUri"],
+        "target": {**request["target"], "poolId": target["poolId"], "created": target["created"]},
+        "snapshot": state.get("snapshot"),
+        "approval": state.get("approval"),
+        "users": totals,
+        "memberships": memberships,
+        "groupsCreated": target["groupsCreated"],
+        "configConflicts": target["conflicts"],
+        "verification": verification,
+        "idMapObjects": idmaps,  # old -> new username and sub, per restored user
+        "diffObject": ws.root + "diff.bin",
+        "finishedAt": audit.iso(dt.datetime.now(dt.UTC)),
+    }
+    key = ws.root + "report.bin"
+    store.put_sealed(clients, ws, request["settings"]["kmsKeyArn"], key, [document])
+    event: approval.OutcomeEvent = "restore.completed" if verification["passed"] else "restore.failed"
+    approval.record_outcome(
+        audit_sink(clients, request["settings"]),
+        request["requestId"],
+        event,
+        {"reportKey": key, "targetPoolId": target["poolId"], "passed": verification["passed"], **totals},
+    )
+    return {
+        "reportKey": key,
+        "passed": verification["passed"],
+        **totals,  # type: ignore[typeddict-item]
+        "membershipsAdded": memberships["added"],
+    }
