@@ -145,7 +145,8 @@ def test_local_bundling_copies_packages_without_caches(
     assert len(calls) == 1
     assert "--only-binary=:all:" in calls[0]
     assert (out / "tasks" / "export_users.py").is_file()
-    assert (out / "pipeline" / "task_names.py").is_file()
+    assert (out / "pipeline" / "core" / "task_names.py").is_file()
+    assert not (out / "pipeline" / "operator").exists()
     assert (out / "statemachines" / "backup.asl.json").is_file()
     assert not list(out.rglob("__pycache__"))
     assert not (out / "tests").exists()
