@@ -29,7 +29,7 @@ THRESHOLD_INPUT_KEY = "distributedShardThreshold"
 MAX_GROUP_SLICES = 16
 
 HEX_DIGITS = "0123456789abcdef"
-_PREFIX = re.compile(r"^[0-9a-f]{0,2}$")
+_PREFIX = re.compile(r"[0-9a-f]{0,2}", re.ASCII)
 
 
 def plan_shards(estimated_users: int) -> list[str]:
@@ -58,7 +58,7 @@ def runs_distributed(shard_count: int, threshold: object = None) -> bool:
 
 
 def check_prefix(prefix: str) -> str:
-    if not _PREFIX.match(prefix):
+    if not _PREFIX.fullmatch(prefix):
         raise InvalidRequest(f"not a shard prefix: {prefix!r} (expected 0-2 lowercase hex digits)")
     return prefix
 

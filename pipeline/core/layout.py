@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pipeline.core.errors import InvalidRequest
 
 MANIFEST_NAME = "manifest.json"
-_BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
-_POOL_ID = re.compile(r"^[\w-]+_[0-9a-zA-Z]+$")
-_SHARD = re.compile(r"^[0-9a-f]{0,2}$")
+_BACKUP_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}", re.ASCII)
+_POOL_ID = re.compile(r"[\w-]+_[0-9a-zA-Z]+", re.ASCII)
+_SHARD = re.compile(r"[0-9a-f]{0,2}", re.ASCII)
 
 
 def new_backup_id(now: dt.datetime | None = None) -> str:
@@ -27,13 +27,13 @@ def new_backup_id(now: dt.datetime | None = None) -> str:
 
 
 def check_pool_id(pool_id: str) -> str:
-    if not _POOL_ID.match(pool_id):
+    if not _POOL_ID.fullmatch(pool_id):
         raise InvalidRequest(f"not a user pool id: {pool_id!r} (expected REGION_ID, like eu-west-1_AbC123)")
     return pool_id
 
 
 def check_backup_id(backup_id: str) -> str:
-    if not _BACKUP_ID.match(backup_id):
+    if not _BACKUP_ID.fullmatch(backup_id):
         raise InvalidRequest(f"not a backup id: {backup_id!r}")
     return backup_id
 
@@ -63,7 +63,7 @@ class BackupLocation:
         return self.root + "config.bin"
 
     def user_part_key(self, shard: str, part: int) -> str:
-        if not _SHARD.match(shard):
+        if not _SHARD.fullmatch(shard):
             raise InvalidRequest(f"not a shard id: {shard!r}")
         return f"{self.root}users/{shard or 'all'}/part-{part:05d}.bin"
 

@@ -56,9 +56,10 @@ EVENTS = frozenset(
 MAX_DETAILS_BYTES = 16 * 1024  # ids and counts fit easily; a dump of records does not
 CONTENT_TYPE = "application/octet-stream"
 _TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
-_SUBJECT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+_SUBJECT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}", re.ASCII)
 _RECORD_NAME = re.compile(
-    r"^(?P<at>\d{8}T\d{6}\.\d{6}Z)-(?P<event>[a-z]+\.[a-z]+)-(?P<subject>[A-Za-z0-9_.:-]+)-(?P<rand>[0-9a-f]{8})\.bin$"
+    r"(?P<at>\d{8}T\d{6}\.\d{6}Z)-(?P<event>[a-z]+\.[a-z]+)-(?P<subject>[A-Za-z0-9_.:-]+)-(?P<rand>[0-9a-f]{8})\.bin",
+    re.ASCII,
 )
 _EXISTS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 
@@ -98,7 +99,7 @@ def record(
     """Append one sealed record and return its key. ``actor`` is an authenticated principal ARN."""
     if event not in EVENTS:
         raise InvalidRequest(f"unknown audit event {event!r}")
-    if not _SUBJECT_ID.match(subject_id):
+    if not _SUBJECT_ID.fullmatch(subject_id):
         raise InvalidRequest("an audit subject id must be 1-200 characters of letters, digits and _.:-")
     if not actor:
         raise InvalidRequest("an audit record needs an actor")
@@ -125,7 +126,7 @@ def read_records(
     start_after = f"{sink.root}{since_utc:%Y/%m/%d}/" if since_utc is not None else None
     records: list[dict[str, Any]] = []
     for key in list_keys(sink, sink.root, start_after=start_after):
-        match = _RECORD_NAME.match(key[len(sink.root) :].rpartition("/")[2])
+        match = _RECORD_NAME.fullmatch(key[len(sink.root) :].rpartition("/")[2])
         if match is None:
             continue  # not written by this module (e.g. an S3 inventory file); never decrypted
         at = dt.datetime.strptime(match["at"], _TIME_FORMAT).replace(tzinfo=dt.UTC)

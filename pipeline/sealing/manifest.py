@@ -44,8 +44,8 @@ FORMAT_VERSION = 1
 MAC_ALGORITHM = "HMAC-SHA256"
 CONFIG_NAME = "config.bin"
 UNSHARDED_DIR = "all"  # layout.user_part_key's directory for the single unsharded shard ""
-_USERS_NAME = re.compile(r"^users/([0-9a-f]{1,2}|all)/part-\d{5}\.bin$")
-_MEMBERSHIPS_NAME = re.compile(r"^memberships/\d{3}/part-\d{5}\.bin$")
+_USERS_NAME = re.compile(r"users/([0-9a-f]{1,2}|all)/part-\d{5}\.bin", re.ASCII)
+_MEMBERSHIPS_NAME = re.compile(r"memberships/\d{3}/part-\d{5}\.bin", re.ASCII)
 _KIND_ORDER = {"config": 0, "users": 1, "memberships": 2}
 _EXISTS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -101,9 +101,9 @@ def build_manifest(
 def kind_of(name: str) -> str:
     if name == CONFIG_NAME:
         return "config"
-    if _USERS_NAME.match(name):
+    if _USERS_NAME.fullmatch(name):
         return "users"
-    if _MEMBERSHIPS_NAME.match(name):
+    if _MEMBERSHIPS_NAME.fullmatch(name):
         return "memberships"
     raise InvalidRequest(f"not a backup object name: {name!r}")
 
