@@ -26,8 +26,21 @@ def time_budget(
     return max(1.0, min(cap_s, remaining))
 
 
+# The SDK's DEBUG records carry request bodies (temporary passwords, user attributes): whatever level the
+# function's log configuration sets, these loggers never go below INFO.
+SDK_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3")
+
+
+def quiet_sdk_loggers() -> None:
+    for name in SDK_LOGGERS:
+        sdk = logging.getLogger(name)
+        if sdk.getEffectiveLevel() < logging.INFO:
+            sdk.setLevel(logging.INFO)
+
+
 def logger(name: str) -> logging.Logger:
     """Lambda's JSON log format structures these records; callers log ids and counts only."""
+    quiet_sdk_loggers()
     log = logging.getLogger(name)
     if "LOG_LEVEL" in os.environ:  # set by the CDK app; the CLI decides through its own root logger
         log.setLevel(os.environ["LOG_LEVEL"])
