@@ -389,13 +389,13 @@ class Decision:
                 or (resource_policy if d["policyType"] == "resource" else None)
                 or d["policyType"]
             )
+            if d.get("denialType") == "Implicit":
+                named = f" ({where})" if where != d["policyType"] else ""
+                parts.append(f"no statement of the {d['policyType']} policies{named} allows it")
+                continue
             statement = d.get("statementId") or d.get("statementIndex")
-            kind = d.get("denialType", "grant")
-            parts.append(
-                f"{d['policyType']} policy {where}"
-                + (f" statement {statement}" if statement else "")
-                + f" ({kind})"
-            )
+            verb = "denies" if d.get("denialType") == "Explicit" else "allows"
+            parts.append(f"{d['policyType']} policy {where} statement {statement} {verb} it")
         return "; ".join(parts) or "no statement applies"
 
 
