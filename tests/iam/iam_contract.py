@@ -309,6 +309,12 @@ def _s3(call: Call, world: World) -> list[Authorization]:
             if "ObjectLockMode" in p:
                 context["s3:object-lock-mode"] = p["ObjectLockMode"]
         result.append(Authorization(f"s3:{action}", f"arn:{PARTITION}:s3:::{bucket}/{key}", context, policy))
+        if call.missing and op in ("HeadObject", "GetObject"):
+            # S3 answers 404 for a missing key only to a caller that may s3:ListBucket, evaluated with the key
+            # as s3:prefix (403 otherwise, which the pipeline reports as access denied).
+            listing = {"s3:prefix": key}
+            result.append(Authorization("s3:ListBucket", f"arn:{PARTITION}:s3:::{bucket}", listing, policy))
+            continue
         # Every object of the backup bucket is SSE-KMS: reading it makes S3 decrypt its data key, writing it makes
         # S3 generate one, both with the caller's permissions on the key.
         if (op == "PutObject" and p.get("ServerSideEncryption") == "aws:kms") or op == "GetObject":

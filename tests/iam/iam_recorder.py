@@ -1,7 +1,8 @@
 """Records every AWS call made while an actor (a task handler, or a person's CLI command) is running.
 
-A botocore ``provide-client-params`` hook, added to botocore's built-in handlers so that every session and client
-created afterwards carries it (the way moto adds its own ``before-send`` hook). Calls are attributed through a
+A botocore ``provide-client-params`` hook (and an ``after-call`` one that notes 404 answers), added to botocore's
+built-in handlers so that every session and client created afterwards carries them (the way moto adds its own
+``before-send`` hook). Calls are attributed through a
 context variable: a wrapper around each ``tasks.<module>.handler`` sets it for the handler's thread (the local
 engine runs each invocation in its own thread), and the test sets it around each CLI command. Calls made with no
 actor (test setup, the engine itself, Step Functions' Lambda invocations) are not recorded.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import importlib
 import json
@@ -28,6 +30,7 @@ import pytest
 
 from pipeline.core import task_names
 
+_CONTEXT_KEY = "iam_contract_call"
 ACTOR: contextvars.ContextVar[str | None] = contextvars.ContextVar("iam_contract_actor", default=None)
 
 # The request parameters IAM authorisation can depend on (resource ARNs and condition keys).
@@ -69,6 +72,8 @@ class Call:
     operation: str
     region: str
     params: str  # JSON of the kept parameters, so a Call is hashable and calls deduplicate
+    # The service answered 404: for S3 reads that answer is itself authorised (by s3:ListBucket).
+    missing: bool = False
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -109,8 +114,15 @@ class Recorder:
             region=str(context.get("client_region") or ""),
             params=json.dumps(_kept(params), sort_keys=True, default=str),
         )
+        context[_CONTEXT_KEY] = call  # the request context travels to after-call
         with self._lock:
             self._calls.add(call)
+
+    def answered(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
+        call = context.get(_CONTEXT_KEY)
+        if isinstance(call, Call) and getattr(http_response, "status_code", None) == 404:
+            with self._lock:
+                self._calls.add(dataclasses.replace(call, missing=True))
 
     def calls(self, actor_prefix: str = "") -> list[Call]:
         with self._lock:
@@ -145,9 +157,9 @@ def _attributed(task: str, handler: Callable[..., Any], recorder: Recorder) -> C
 def recording(tasks: list[str]) -> Iterator[Recorder]:
     """Hook every botocore session created from now on, and attribute each task handler's calls to its task."""
     recorder = Recorder()
-    spec = ("provide-client-params.*.*", recorder.hook)
+    specs = [("provide-client-params.*.*", recorder.hook), ("after-call.*.*", recorder.answered)]
     # In place, as moto adds its hook: sessions read the list when they are created.
-    botocore.handlers.BUILTIN_HANDLERS.append(spec)
+    botocore.handlers.BUILTIN_HANDLERS.extend(specs)
     with pytest.MonkeyPatch.context() as patch:
         # boto3's default session was built without the hook: start a new one that has it.
         patch.setattr(boto3, "DEFAULT_SESSION", None)
@@ -157,4 +169,5 @@ def recording(tasks: list[str]) -> Iterator[Recorder]:
         try:
             yield recorder
         finally:
-            botocore.handlers.BUILTIN_HANDLERS.remove(spec)
+            for spec in specs:
+                botocore.handlers.BUILTIN_HANDLERS.remove(spec)

@@ -438,9 +438,9 @@ def _role_of(template: ResolvedTemplate, who: str) -> str:
 # an entry that the scenario does reach fails the test, so the list cannot go stale.
 _LAMBDA_LOGS = "the Lambda runtime writes the function's log stream; no handler call does"
 _MISSING_KEY = (
-    "a HEAD or GET of a key that does not exist yet answers 404 only to a caller that may s3:ListBucket (403 "
-    "otherwise): the task tells 'absent' from 'forbidden' by it; the recorder does not see which reads hit a "
-    "missing key"
+    "reads objects that can be missing (a damaged backup, a decision not yet written): S3 answers 404 only to a "
+    "caller that may s3:ListBucket with the key as s3:prefix, 403 otherwise, and the error would then say "
+    "'access denied' instead of 'missing'; every read of the scenario finds its object"
 )
 UNREACHED: dict[tuple[str, str], str] = {
     **{(f"task:{t}", "logs:CreateLogStream"): _LAMBDA_LOGS for t in TASKS},
@@ -451,7 +451,6 @@ UNREACHED: dict[tuple[str, str], str] = {
             "FinalizeTargetPool",
             "IndexMemberships",
             "RecordDecision",
-            "RequestApproval",
             "RestorePoolConfig",
             "RestoreUsers",
             "VerifyRestore",

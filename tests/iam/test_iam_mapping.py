@@ -142,3 +142,17 @@ def test_a_missing_node_fails_the_contract_clearly(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(shutil, "which", lambda _name: None)
     with pytest.raises(RuntimeError, match=r"needs Node\.js"):
         node_harness()
+
+
+def test_a_read_that_finds_nothing_also_needs_list_bucket_with_the_key_as_prefix() -> None:
+    found = _call("s3", "HeadObject", Bucket="backups-bucket", Key="backups/approvals/r/decision.bin")
+    missing = Call(found.actor, found.service, found.operation, found.region, found.params, missing=True)
+    assert [a.action for a in authorizations(found, WORLD)] == ["s3:GetObject"]
+    get, listing = authorizations(missing, WORLD)
+    assert get.action == "s3:GetObject"
+    assert (listing.action, listing.context["s3:prefix"]) == (
+        "s3:ListBucket",
+        "backups/approvals/r/decision.bin",
+    )
+    (decision,) = evaluate([(ROLE, WORLD.account, listing, ["listing"])], {"listing": LISTING})
+    assert decision.allowed
