@@ -54,6 +54,7 @@ OPERATOR = "operator"
 APPROVER = "approver"
 TASKS = sorted(TASK_NEEDS)
 KEY_ALIAS = "alias/cognito-backuper"
+RECORD_ENV = "IAM_CONTRACT_OUT"
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
@@ -336,7 +337,33 @@ def judged(recorded: Recorded, template: ResolvedTemplate) -> list[Judged]:
         sorted(set(unmapped))
     )
     decisions = evaluate(requests, policies)
-    return [Judged(a, c, auth, d) for (a, c, auth), d in zip(rows, decisions, strict=True)]
+    result = [Judged(a, c, auth, d) for (a, c, auth), d in zip(rows, decisions, strict=True)]
+    _write_record(result)
+    return result
+
+
+def _write_record(judged: list[Judged]) -> None:
+    """With IAM_CONTRACT_OUT set to a directory, every decided request as JSON lines, one file per xdist worker."""
+    out = os.environ.get(RECORD_ENV)
+    if not out:
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    path = Path(out) / f"iam-contract-{worker}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for j in judged:
+            row = {
+                "actor": j.actor,
+                "call": f"{j.call.service}:{j.call.operation}",
+                "params": j.call.parameters,
+                "missing": j.call.missing,
+                "action": j.auth.action,
+                "resource": j.auth.resource,
+                "context": j.auth.context,
+                "decision": j.decision.result,
+                "deciding": j.decision.explain(j.auth.resource_policy),
+            }
+            f.write(json.dumps(row, sort_keys=True) + "\n")
 
 
 def _denials(judged: list[Judged], keep: Callable[[str], bool]) -> list[str]:
