@@ -93,11 +93,10 @@ def _cli(actor: str, *argv: str, exit_codes: tuple[int, ...] = (0,)) -> dict[str
 class Approver:
     """The second person: an IAM user of the account, whose credentials the CLI picks up from the environment."""
 
-    def __init__(self, patch: pytest.MonkeyPatch) -> None:
+    def __init__(self) -> None:
         iam = boto3.client("iam")
         iam.create_user(UserName="approver")
         key = iam.create_access_key(UserName="approver")["AccessKey"]
-        self._patch = patch
         self._key = (key["AccessKeyId"], key["SecretAccessKey"])
         self._lock = threading.Lock()
 
@@ -150,12 +149,10 @@ def _restore_with_decision(
     )
     thread.join(600)
     assert not thread.is_alive(), "restore still running after 600 s"
-    if approve:
-        if "error" in result:
-            raise result["error"]
-        out: dict[str, Any] = result["out"]
-        return out
-    return result
+    if "error" in result:
+        raise result["error"]
+    out: dict[str, Any] = result["out"]
+    return out
 
 
 def _configure(cognito: Any, pool_id: str) -> None:
@@ -221,7 +218,7 @@ def recorded() -> Iterator[Recorded]:
                     }
                 ),
             )
-            approver = Approver(patch)
+            approver = Approver()
             location = ["--bucket", storage["bucket"], "--prefix", PREFIX]
 
             # The operator: no --engine, so the CLI finds the deployed stack as it would on AWS; the key by alias.
@@ -250,12 +247,14 @@ def recorded() -> Iterator[Recorded]:
             )
             assert merged.get("error") in (None, "RestoreNotVerified"), merged
             # A selection (sealed by the operator, re-sealed by ValidateRequest), then rejected.
-            _restore_with_decision(
+            refused = _restore_with_decision(
                 storage,
                 approver,
                 ["--backup", uri, "--new-pool", "refused", "--user", some_user],
                 approve=False,
+                exit_codes=(1,),
             )
+            assert refused["error"] == "ApprovalRejected", refused
 
             world = World(REGION, ACCOUNT, storage["bucket"], storage["kmsKeyArn"], PREFIX)
             physical = {
