@@ -4,7 +4,8 @@ The seed's single policy (security guide 3.1) is split here per function. A task
 stops the synth: a new ``${XFunctionArn}`` in an ASL file needs a row here, never a guessed default. Each row
 lists what the task's pipeline code calls (pipeline/backup/steps.py; in pipeline/restore/: steps.py,
 pool_restore.py, user_restore.py, diff.py, approval.py; pipeline/sealing/audit.py); SECURITY.md carries the same
-table for operators.
+table for operators. The IAM contract (tests/iam) holds every row to the calls the tasks really make: none
+refused by the synthesized policies, none granted that no call needs (or a commented allow-list entry).
 
 S3 notes: HeadObject is authorised by GetObject, and a HEAD or GET of a missing key answers 404 only to a caller
 that may ListBucket (403 otherwise), so every task that checks whether an object exists also lists. Every
