@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench clean iam-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# The IAM contract's evaluator (tests/iam, npm, AGPL): a test-time tool only, never shipped or bundled.
+IAM_STAMP := tests/iam/node_modules/.installed
+$(IAM_STAMP): tests/iam/package.json tests/iam/package-lock.json
+	npm ci --prefix tests/iam --no-audit --no-fund
+	touch $(IAM_STAMP)
+
+iam-deps: $(IAM_STAMP)
+
+test: lint typecheck $(IAM_STAMP)
 	$(BIN)/python -m pytest -n 2 --durations=15
 
 clean:

@@ -33,8 +33,8 @@ APPROVER_PREFIX = (
 EXECUTIONS = (
     "Execution ARNs are created at run time; the actions are limited to executions of the two named machines."
 )
-# Cognito reads the CLI makes for `restore --dry-run` and `diff` against a live pool.
-OPERATOR_COGNITO_READS = ("DescribeUserPool", "ListUsers", "ListGroups", "ListUsersInGroup", "AdminGetUser")
+# Cognito reads the CLI makes for `restore --dry-run` and `diff` against a live pool (tests/iam records them).
+OPERATOR_COGNITO_READS = ("DescribeUserPool", "ListUsers", "ListGroups", "ListUsersInGroup")
 
 
 def _assumable(scope: Construct, construct_id: str, name: str, description: str) -> iam.Role:

@@ -90,13 +90,19 @@ def statements(needs: TaskNeeds, targets: Targets) -> list[iam.PolicyStatement]:
                 resources=[targets.bucket.arn_for_objects(f"{targets.prefix}/*")],
             )
         )
-    if "ListBucket" in needs.s3:
+    if "ListBucket" in needs.s3 and needs.head_bucket:
+        # HeadBucket carries no s3:prefix key: no prefix condition can match it (infra.permissions.TaskNeeds).
+        result.append(
+            iam.PolicyStatement(
+                sid="CheckBackupBucket", actions=["s3:ListBucket"], resources=[targets.bucket.bucket_arn]
+            )
+        )
+    elif "ListBucket" in needs.s3:
         result.append(
             iam.PolicyStatement(
                 sid="ListBackupPrefix",
                 actions=["s3:ListBucket"],
                 resources=[targets.bucket.bucket_arn],
-                # HeadBucket sends no prefix: allow the bare bucket too, listing stays inside the prefix.
                 conditions={"StringLike": {"s3:prefix": ["", targets.prefix, f"{targets.prefix}/*"]}},
             )
         )

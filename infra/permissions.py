@@ -4,7 +4,8 @@ The seed's single policy (security guide 3.1) is split here per function. A task
 stops the synth: a new ``${XFunctionArn}`` in an ASL file needs a row here, never a guessed default. Each row
 lists what the task's pipeline code calls (pipeline/backup/steps.py; in pipeline/restore/: steps.py,
 pool_restore.py, user_restore.py, diff.py, approval.py; pipeline/sealing/audit.py); SECURITY.md carries the same
-table for operators.
+table for operators. The IAM contract (tests/iam) holds every row to the calls the tasks really make: none
+refused by the synthesized policies, none granted that no call needs (or a commented allow-list entry).
 
 S3 notes: HeadObject is authorised by GetObject, and a HEAD or GET of a missing key answers 404 only to a caller
 that may ListBucket (403 otherwise), so every task that checks whether an object exists also lists. Every
@@ -26,14 +27,16 @@ KMS_ACTIONS = frozenset({"GenerateDataKey", "Decrypt", "DescribeKey"})
 # scoped to user pool ARNs.
 COGNITO_ACCOUNT_WIDE = frozenset({"ListUserPools", "CreateUserPool", "DescribeUserPoolDomain"})
 
+# pipeline.cognito.pool_config: ListResourceServers returns every server in full, so no DescribeResourceServer;
+# DescribeUserPool omits the TOTP (software token) MFA setting, so GetUserPoolMfaConfig reads it.
 _CONFIG_READ = (
     "DescribeUserPool",
+    "GetUserPoolMfaConfig",
     "ListUserPoolClients",
     "DescribeUserPoolClient",
     "ListIdentityProviders",
     "DescribeIdentityProvider",
     "ListResourceServers",
-    "DescribeResourceServer",
     "DescribeUserPoolDomain",
     "ListGroups",
 )
@@ -52,10 +55,15 @@ class TaskNeeds:
     long_running: bool = False
     # iam:PassRole to Cognito only: CreateGroup with a group RoleArn, Create/UpdateUserPool with an SMS role.
     pass_role: bool = False
+    # HeadBucket: authorised as s3:ListBucket on the bucket, with no s3:prefix key in the request, so a listing
+    # grant conditioned on s3:prefix never matches it. Such a task gets ListBucket on the bucket unconditioned.
+    head_bucket: bool = False
 
     def __post_init__(self) -> None:
         if not self.s3 <= S3_ACTIONS or not self.kms <= KMS_ACTIONS:
             raise InfraConfigError(f"unknown S3 or KMS action in {sorted(self.s3 | self.kms)}")
+        if self.head_bucket and "ListBucket" not in self.s3:
+            raise InfraConfigError("head_bucket needs s3 ListBucket")
 
     @property
     def cognito_pool_scoped(self) -> list[str]:
@@ -75,16 +83,26 @@ def _needs(
     restore: bool = False,
     long_running: bool = False,
     pass_role: bool = False,
+    head_bucket: bool = False,
 ) -> TaskNeeds:
     return TaskNeeds(
-        frozenset(cognito), frozenset(s3), frozenset(kms), notify, restore, long_running, pass_role
+        frozenset(cognito),
+        frozenset(s3),
+        frozenset(kms),
+        notify,
+        restore,
+        long_running,
+        pass_role,
+        head_bucket,
     )
 
 
 TASK_NEEDS: Mapping[str, TaskNeeds] = {
     # Backup (statemachines/backup.asl.json); derived from what pipeline.backup.steps calls.
-    # HeadBucket needs ListBucket; DescribeKey checks the key before any work starts.
-    "EnumeratePools": _needs(["ListUserPools", "DescribeUserPool"], ["ListBucket"], ["DescribeKey"]),
+    # HeadBucket checks the bucket (s3:ListBucket, no s3:prefix); DescribeKey checks the key before any work.
+    "EnumeratePools": _needs(
+        ["ListUserPools", "DescribeUserPool"], ["ListBucket"], ["DescribeKey"], head_bucket=True
+    ),
     "CapturePoolConfig": _needs(_CONFIG_READ, ["PutObject"], ["GenerateDataKey"]),
     # Pure planning from the captured estimate: no AWS access at all.
     "PlanShards": _needs(),
