@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit bench clean iam-deps
+.PHONY: demo test lint typecheck unit bench clean iam-deps asl-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,15 @@ $(IAM_STAMP): tests/iam/package.json tests/iam/package-lock.json
 
 iam-deps: $(IAM_STAMP)
 
-test: lint typecheck $(IAM_STAMP)
+# The ASL validator (tests/asl, npm): checks the synthesized definitions as AWS would at deploy time.
+ASL_STAMP := tests/asl/node_modules/.installed
+$(ASL_STAMP): tests/asl/package.json tests/asl/package-lock.json
+	npm ci --prefix tests/asl --no-audit --no-fund
+	touch $(ASL_STAMP)
+
+asl-deps: $(ASL_STAMP)
+
+test: lint typecheck $(IAM_STAMP) $(ASL_STAMP)
 	$(BIN)/python -m pytest -n 2 --durations=15
 
 clean:
