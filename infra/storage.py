@@ -16,9 +16,10 @@ from pipeline.sealing.bucket_policy import enforce_encryption_statement
 
 # Key administration without kms:* and without data-plane use: the account can manage, rotate, re-scope and
 # schedule deletion of the key, but only the roles named in the key policy can encrypt or decrypt with it.
+# No kms:CreateGrant: a grant is data-plane use by another name (an admin could grant itself Decrypt). Changing
+# who may decrypt goes through PutKeyPolicy, which CloudTrail records as a policy change.
 KEY_ADMIN_ACTIONS = [
     "kms:CancelKeyDeletion",
-    "kms:CreateGrant",
     "kms:DescribeKey",
     "kms:DisableKey",
     "kms:DisableKeyRotation",

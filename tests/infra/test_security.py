@@ -73,8 +73,11 @@ def test_backup_key_rotates_and_trusts_no_one_with_data(default_synth: Synth) ->
     for stmt in statements(key["Properties"]["KeyPolicy"]):
         principal = json.dumps(stmt["Principal"])
         if ":root" in principal:
-            # The account administers the key but cannot use it for data: no Decrypt through IAM delegation.
-            assert not {"kms:Decrypt", "kms:GenerateDataKey", "kms:*"} & set(as_list(stmt["Action"]))
+            # The account administers the key but cannot use it for data: no Decrypt through IAM delegation, and
+            # no grant an administrator could give itself.
+            assert not {"kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:*"} & set(
+                as_list(stmt["Action"])
+            )
         else:
             assert "Fn::GetAtt" in principal  # a function role, by ARN
     aliases = [a["Properties"]["AliasName"] for a in default_synth.resources("AWS::KMS::Alias").values()]
