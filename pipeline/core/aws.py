@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sts import STSClient
 
-# Throttling is handled by the pipeline's own per-quota limiter and backoff (pipeline.cognito.throttle); botocore's
-# standard mode still retries transient 5xx and connection errors a few times.
+# Cognito throttling is handled by the pipeline's own per-quota limiter and backoff (pipeline.cognito.throttle),
+# which also stops botocore from retrying what it takes for throttling; botocore's standard mode still retries
+# transient 5xx and connection errors a few times (tests/cli/test_retry_layers.py).
 SDK_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4},
     user_agent_extra=f"cognito-backuper/{__version__}",
