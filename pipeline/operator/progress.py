@@ -86,9 +86,10 @@ class BackupProgress:
             ", ".join(f"{n} x{c}" if c > 1 else n for n, c in sorted(self.active.items()) if c > 0) or "-"
         )
         total = sum(self.shards_total.values())
+        rate = self.users_exported / elapsed_s if elapsed_s > 0 else 0.0
         return (
             f"[{elapsed_s:6.1f}s] running: {running} | shards {len(self.shards_done)}/{total or '?'}"
-            f" | users {self.users_exported:,} | memberships {sum(self.memberships.values()):,}"
+            f" | users {self.users_exported:,} ({rate:,.0f}/s) | memberships {sum(self.memberships.values()):,}"
             f" | pools verified {len(self.pools_verified)}"
         )
 
@@ -97,6 +98,10 @@ class Tracker(Protocol):
     def update(self, event: dict[str, Any]) -> None: ...
 
     def line(self, elapsed_s: float) -> str: ...
+
+
+# Long work shows a sign of life at least this often, even when no state changed (``tick``, on every poll).
+HEARTBEAT_S = 10.0
 
 
 class ProgressPrinter:
@@ -122,11 +127,18 @@ class ProgressPrinter:
         now = self.clock()
         if self.quiet or now - self._last < (0.25 if self._tty else 3.0):
             return
-        self._last = now
-        self._emit()
+        self._emit(now)
 
-    def _emit(self) -> None:
-        text = self.tracker.line(self.clock() - self.start)
+    def tick(self) -> None:
+        """Called on every poll: a heartbeat line when nothing was printed for HEARTBEAT_S."""
+        now = self.clock()
+        if not self.quiet and now - self._last >= HEARTBEAT_S:
+            self._emit(now)
+
+    def _emit(self, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
+        self._last = now
+        text = self.tracker.line(now - self.start)
         if self._tty:
             self.stream.write("\r\x1b[2K" + text)
         else:
@@ -159,6 +171,10 @@ class RestoreProgress:
     def update(self, event: dict[str, Any]) -> None:
         self.events += 1
         name = _track(self.active, event)
+        entered = (event.get("stateEnteredEventDetails") or {}).get("name")
+        if entered == "RequestApproval" and self.request_id and self.on_request is not None:
+            # The wait starts now (after any snapshot of the target): the request can be decided from here on.
+            self.on_request(self.request_id)
         if name is None:
             return
         out = _output(event)
@@ -167,8 +183,6 @@ class RestoreProgress:
         if name == "ValidateRequest" and isinstance(out.get("request"), dict):
             self.request_id = str(out["request"].get("requestId"))
             self.shards_total = len(out["request"].get("shards") or [])
-            if self.on_request is not None:
-                self.on_request(self.request_id)
         elif name == "PreRestoreSnapshot":
             backups = (out.get("snapshot") or {}).get("backups") or []
             self.snapshot_uri = str(backups[0]["uri"]) if backups else None
