@@ -310,20 +310,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_web_server() -> None:
-    """The local engine's loopback API (werkzeug) logs every request: not the operator's business."""
+def configure_logging(verbose: bool) -> None:
+    """The pipeline's own steps with -v; never the request lines of the local engine's loopback API (werkzeug
+    sets its logger to INFO when it is unset, and the root handler would print every request)."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    _quiet_web_server()
+    configure_logging(getattr(args, "verbose", False))
     func: Command = args.func
     try:
         with sdk_errors():

@@ -12,7 +12,7 @@ Lambda Task states reach the pipeline's Python handlers through :class:`LambdaEn
   the in-process mock through an explicit ``https://states.<region>.amazonaws.com`` endpoint, which moto
   intercepts whatever ``AWS_ENDPOINT_URL`` says.
 
-Known interpreter gaps are listed in DESIGN.md section 7. Retry and Wait intervals sleep in real time: keep
+Known interpreter gaps are listed in README.md ("The local engine"). Retry and Wait intervals sleep in real time: keep
 them small in local runs. Engines must not be nested (moto's mock is process-wide).
 """
 
