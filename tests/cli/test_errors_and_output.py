@@ -148,7 +148,9 @@ def _help(command: str) -> str:
 def test_help_texts_say_what_the_commands_do() -> None:
     assert "EnforceEncryption bucket policy is not attached" in _help("demo")
     reject = _help("reject")
-    assert "may withdraw its own request" in reject and "as a principal other than the requester" not in reject
+    assert (
+        "may withdraw its own request" in reject and "as a principal other than the requester" not in reject
+    )
     assert "(default 21600" in _help("restore")
     assert "4 when the backup fails its integrity checks" in _help("diff")
 
