@@ -305,3 +305,13 @@ def test_a_failed_local_run_prints_one_object_and_no_dead_execution_arn(
     assert out["status"] == "FAILED" and out["executionArn"] is None
     assert ":execution:" not in captured.err
     _camel(out)
+
+
+@pytest.mark.e2e
+def test_demo_quiet_prints_nothing_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--users", "20", "--quiet", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    out = _one_json_object(captured.out)
+    _camel(out)
+    assert out["accounting"]["usersBackedUp"] == 20
