@@ -1,8 +1,9 @@
-"""The command line: results on stdout (``--json`` for scripts), progress and errors on stderr, fixed exit codes.
+"""The command line: results on stdout (``--json``: one JSON object, success or failure), progress and errors on
+stderr, fixed exit codes.
 
-Exit codes: 0 done and verified; 1 the operation failed (execution failed, integrity or verification error);
-2 bad input (unknown pool, missing bucket, malformed URI); 3 the AWS environment (credentials, Region, access,
-key, endpoint); 130 interrupted.
+Exit codes: 0 done and verified; 1 the operation failed (execution failed, restore not verified, pools differ);
+2 bad input (unknown pool, missing bucket, malformed URI); 3 the AWS environment (credentials, profile, Region,
+access, key, endpoint); 4 integrity (a backup that is not what was written); 130 interrupted.
 """
 
 from __future__ import annotations
