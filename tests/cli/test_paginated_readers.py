@@ -21,7 +21,7 @@ def cognito(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A budgeted client (fast quotas: the pages are counted, not timed) and its budget as ``cognito.budget``."""
     monkeypatch.setattr(throttle, "PER_POOL_OPERATION_RPS", {})
     with mock_aws():
-        client = boto3.client("cognito-idp")
+        client: Any = boto3.client("cognito-idp")
         budget = throttle.RateBudget(quotas={category: 10_000.0 for category in throttle.QUOTA_RPS})
         throttle.install(client, budget)
         client.budget = budget

@@ -14,6 +14,7 @@ import boto3
 import botocore.awsrequest
 import botocore.exceptions
 import pytest
+from botocore.compat import HTTPHeaders
 
 from pipeline.cognito import throttle
 from pipeline.core.aws import make_clients
@@ -43,7 +44,7 @@ class FakeWire:
         status, body, headers = self.responses[min(self.attempts, len(self.responses) - 1)]
         self.attempts += 1
         raw = _Raw(body)
-        return botocore.awsrequest.AWSResponse(request.url, status, headers, raw)
+        return botocore.awsrequest.AWSResponse(request.url, status, HTTPHeaders.from_dict(headers), raw)
 
 
 class _Raw:
