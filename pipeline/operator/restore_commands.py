@@ -213,9 +213,10 @@ def _decide(args: argparse.Namespace, approve: bool) -> int:
     decision = approval.decide(
         sink, sfn, args.request_id, approve=approve, reason=args.reason, approver_arn=approver
     )
-    withdrawn = not approve and approval.same_principal(approver, request.requested_by)
-    verb = "approved" if approve else "withdrawn by its requester" if withdrawn else "rejected"
-    emit(args, {**decision, "withdrawn": withdrawn}, f"{args.request_id} {verb} ({approver})")
+    verb = (
+        "approved" if approve else "withdrawn by its requester" if decision.get("withdrawn") else "rejected"
+    )
+    emit(args, decision, f"{args.request_id} {verb} ({approver})")
     return 0
 
 
