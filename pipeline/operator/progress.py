@@ -52,6 +52,7 @@ class BackupProgress:
     shards_done: set[tuple[str, str]] = field(default_factory=set)
     memberships: dict[tuple[str, int], int] = field(default_factory=dict)
     pools_verified: set[str] = field(default_factory=set)
+    estimated_users: dict[str, int] = field(default_factory=dict)
     events: int = 0
 
     def update(self, event: dict[str, Any]) -> None:
@@ -64,7 +65,9 @@ class BackupProgress:
         if not isinstance(out, dict) or not isinstance(job, dict):
             return
         pool = str(job.get("poolId", ""))
-        if name == "PlanShards":
+        if name == "CapturePoolConfig" and isinstance(out.get("config"), dict):
+            self.estimated_users[pool] = int(out["config"].get("estimatedUsers") or 0)
+        elif name == "PlanShards":
             self.shards_total[pool] = len(out.get("plan", {}).get("shards", []))
         elif name == "ExportUsers":
             shard, cursor = str(out.get("shard", "")), out.get("cursor") or {}
@@ -89,9 +92,16 @@ class BackupProgress:
         rate = self.users_exported / elapsed_s if elapsed_s > 0 else 0.0
         return (
             f"[{elapsed_s:6.1f}s] running: {running} | shards {len(self.shards_done)}/{total or '?'}"
-            f" | users {self.users_exported:,} ({rate:,.0f}/s) | memberships {sum(self.memberships.values()):,}"
-            f" | pools verified {len(self.pools_verified)}"
+            f" | users {self.users_exported:,} ({rate:,.0f}/s{self._eta(rate)}) | memberships "
+            f"{sum(self.memberships.values()):,} | pools verified {len(self.pools_verified)}"
         )
+
+    def _eta(self, rate: float) -> str:
+        """Time left for the users, from Cognito's estimate of the pools' sizes (an estimate, so said as one)."""
+        left = sum(self.estimated_users.values()) - self.users_exported
+        if rate <= 0 or left <= 0 or len(self.shards_done) == sum(self.shards_total.values()):
+            return ""
+        return f", about {left / rate:,.0f}s left"
 
 
 class Tracker(Protocol):

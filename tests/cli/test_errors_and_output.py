@@ -185,6 +185,25 @@ def test_a_heartbeat_line_at_least_every_ten_seconds_without_events() -> None:
     assert "/s)" in stream.getvalue()  # the rate of users exported
 
 
+def test_the_heartbeat_gives_the_rate_and_the_time_left() -> None:
+    progress = BackupProgress()
+
+    def exited(name: str, output: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "TaskStateExited",
+            "stateExitedEventDetails": {"name": name, "output": json.dumps(output)},
+        }
+
+    job = {"poolId": "us-east-1_AbC123"}
+    progress.update(exited("CapturePoolConfig", {"job": job, "config": {"estimatedUsers": 1000}}))
+    progress.update(exited("PlanShards", {"job": job, "plan": {"shards": ["a", "b"]}}))
+    progress.update(
+        exited("ExportUsers", {"job": job, "shard": "a", "cursor": {"users": 250, "done": False}})
+    )
+    line = progress.line(10.0)
+    assert "users 250 (25/s, about 30s left)" in line
+
+
 def test_quiet_has_no_heartbeat() -> None:
     stream = io.StringIO()
     printer = ProgressPrinter(BackupProgress(), stream=stream, clock=lambda: 100.0, quiet=True)
