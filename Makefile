@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit bench clean iam-deps asl-deps
+.PHONY: demo test lint typecheck unit bench clean iam-deps asl-deps lock audit
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,18 @@ asl-deps: $(ASL_STAMP)
 
 test: lint typecheck $(IAM_STAMP) $(ASL_STAMP)
 	$(BIN)/python -m pytest -n 2 --durations=15
+
+# The Lambda asset installs requirements/lambda.txt with --require-hashes (infra/bundling.py). `make lock` recompiles
+# it from pyproject's base dependencies for arm64 and the Lambda Python; `make audit` asks the vulnerability
+# database about exactly those pins (it needs the network, so it stays out of `make test`).
+LAMBDA_LOCK := requirements/lambda.txt
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[lock]'
+	$(BIN)/python -m infra.bundling
+
+audit: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[audit]'
+	$(BIN)/pip-audit --strict --require-hashes --disable-pip -r $(LAMBDA_LOCK)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache cdk.out

@@ -1,4 +1,8 @@
-"""Lambda packaging without Docker: pip fetches arm64 wheels for the Lambda Python, then adds our packages.
+"""Lambda packaging without Docker: pip installs the locked arm64 wheels for the Lambda Python, then our packages.
+
+The wheels come from ``requirements/lambda.txt``, compiled from pyproject's base dependencies for the Lambda
+platform with a hash per file (``make lock``); pip installs it with ``--require-hashes``, so a deployment gets
+exactly the audited versions (``make audit``) and never a file that changed on the index.
 
 CDK calls ``try_bundle`` only when the stack is being bundled (``cdk deploy``/``cdk synth``). Tests and quick
 synths skip bundling with the context ``aws:cdk:bundling-stacks=[]`` (``cdk synth --no-staging`` does the same
@@ -28,11 +32,18 @@ _IGNORED = shutil.ignore_patterns(
 # Lambda's Python runtimes run on Amazon Linux 2023 (glibc 2.34): these manylinux tags all load there.
 PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 
+# The lock of the Lambda's third-party packages, relative to the project root.
+LAMBDA_LOCK = "requirements/lambda.txt"
+# What the lock is compiled for (uv's name for the platform of the PLATFORMS tags above).
+LOCK_PLATFORM = "aarch64-manylinux_2_28"
+
 # The asset's source is the project root; only these paths feed its hash, so editing tests or docs does not
 # redeploy the functions.
 ASSET_EXCLUDES = [
     "*",
     "!pyproject.toml",
+    "!requirements",
+    f"!{LAMBDA_LOCK}",
     *(f"!{p}" for p in PACKAGES),
     *(f"!{p}/**" for p in PACKAGES),
     *OPERATOR_SIDE,
@@ -49,6 +60,32 @@ def runtime_dependencies(project_root: Path) -> list[str]:
     if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
         raise ValueError("pyproject.toml [project].dependencies must be a list of requirement strings")
     return list(deps)
+
+
+def locked_requirements(project_root: Path) -> list[str]:
+    """pip arguments that install the lock and nothing else: every file checked against its hash."""
+    return ["--require-hashes", "--no-deps", "-r", str(project_root / LAMBDA_LOCK)]
+
+
+def lock_command(python_version: str, output: str = LAMBDA_LOCK) -> list[str]:
+    """uv compiles pyproject's base dependencies for the Lambda runtime, with hashes (run from the project root)."""
+    return [
+        sys.executable,
+        "-m",
+        "uv",
+        "pip",
+        "compile",
+        "pyproject.toml",
+        "--python-version",
+        python_version,
+        "--python-platform",
+        LOCK_PLATFORM,
+        "--generate-hashes",
+        "--no-annotate",
+        "--quiet",
+        "-o",
+        output,
+    ]
 
 
 def pip_command(target: Path, requirements: Sequence[str], python_version: str) -> list[str]:
@@ -114,10 +151,21 @@ class PipLocalBundling:
         working_directory: Any = None,
     ) -> bool:
         target = Path(output_dir)
-        requirements = runtime_dependencies(self._root)
+        requirements = locked_requirements(self._root)
         subprocess.run(pip_command(target, requirements, self._python_version), check=True)  # noqa: S603
         copy_packages(self._root, target)
         # Drop the caches pip leaves so the asset hash depends on the packages only.
         for cache in target.rglob("__pycache__"):
             shutil.rmtree(cache, ignore_errors=True)
         return True
+
+
+def main() -> None:
+    """``make lock``: recompile the lock for the runtime the functions are deployed with."""
+    from infra.functions import PYTHON_VERSION
+
+    subprocess.run(lock_command(PYTHON_VERSION), check=True)  # noqa: S603
+
+
+if __name__ == "__main__":
+    main()

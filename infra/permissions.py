@@ -117,7 +117,7 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         (), ["GetObject", "ListBucket", "PutObject", "DeleteObject"], ["GenerateDataKey"]
     ),
     "VerifyBackup": _needs((), ["GetObject", "ListBucket"], ["Decrypt"], long_running=True),
-    # Restore (statemachines/restore.asl.json, DESIGN.md section 6). Audit records, approvals and the restore
+    # Restore (statemachines/restore.asl.json). Audit records, approvals and the restore
     # workspace are sealed objects under <prefix>/audit/, <prefix>/approvals/ and <prefix>/restores/.
     # Reads only on Cognito: verifies the whole backup, checks the target, reads and re-seals the selection.
     "ValidateRequest": _needs(

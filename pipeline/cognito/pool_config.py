@@ -8,7 +8,6 @@ client had one, so restore creates it with ``GenerateSecret``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pipeline.cognito.reading import describe_pool, list_groups, pool_errors
@@ -24,21 +23,13 @@ MAX_PROVIDERS_PAGE = 60
 MAX_RESOURCE_SERVERS_PAGE = 50  # ListResourceServers accepts at most 50
 
 
-def _pages(call: Callable[..., Any], items_key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    token: str | None = None
-    while True:
-        page = call(**kwargs, **({"NextToken": token} if token else {}))
-        yield from page.get(items_key, [])
-        token = page.get("NextToken")
-        if not token:
-            return
-
-
+# Paginators: these tokens never leave the capture. Each page is one SDK call, so each goes through the budget.
 def _app_clients(cognito: CognitoIdentityProviderClient, pool_id: str) -> list[dict[str, Any]]:
     clients = []
-    for summary in _pages(
-        cognito.list_user_pool_clients, "UserPoolClients", UserPoolId=pool_id, MaxResults=MAX_CLIENTS_PAGE
-    ):
+    pages = cognito.get_paginator("list_user_pool_clients").paginate(
+        UserPoolId=pool_id, PaginationConfig={"PageSize": MAX_CLIENTS_PAGE}
+    )
+    for summary in (s for page in pages for s in page.get("UserPoolClients", [])):
         described = cognito.describe_user_pool_client(UserPoolId=pool_id, ClientId=summary["ClientId"])
         client: dict[str, Any] = json_safe(described["UserPoolClient"])
         client["hadSecret"] = client.pop("ClientSecret", None) is not None
@@ -48,9 +39,10 @@ def _app_clients(cognito: CognitoIdentityProviderClient, pool_id: str) -> list[d
 
 def _identity_providers(cognito: CognitoIdentityProviderClient, pool_id: str) -> list[dict[str, Any]]:
     providers = []
-    for summary in _pages(
-        cognito.list_identity_providers, "Providers", UserPoolId=pool_id, MaxResults=MAX_PROVIDERS_PAGE
-    ):
+    pages = cognito.get_paginator("list_identity_providers").paginate(
+        UserPoolId=pool_id, PaginationConfig={"PageSize": MAX_PROVIDERS_PAGE}
+    )
+    for summary in (s for page in pages for s in page.get("Providers", [])):
         described = cognito.describe_identity_provider(
             UserPoolId=pool_id, ProviderName=summary["ProviderName"]
         )
@@ -60,15 +52,10 @@ def _identity_providers(cognito: CognitoIdentityProviderClient, pool_id: str) ->
 
 def _resource_servers(cognito: CognitoIdentityProviderClient, pool_id: str) -> list[dict[str, Any]]:
     # ListResourceServers returns the full ResourceServerType: no Describe call needed.
-    return [
-        json_safe(server)
-        for server in _pages(
-            cognito.list_resource_servers,
-            "ResourceServers",
-            UserPoolId=pool_id,
-            MaxResults=MAX_RESOURCE_SERVERS_PAGE,
-        )
-    ]
+    pages = cognito.get_paginator("list_resource_servers").paginate(
+        UserPoolId=pool_id, PaginationConfig={"PageSize": MAX_RESOURCE_SERVERS_PAGE}
+    )
+    return [json_safe(server) for page in pages for server in page.get("ResourceServers", [])]
 
 
 def _domain(cognito: CognitoIdentityProviderClient, domain: str | None) -> dict[str, Any] | None:

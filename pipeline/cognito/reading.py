@@ -37,18 +37,10 @@ def pool_errors(pool_id: str) -> Iterator[None]:
 
 
 def list_pool_ids(cognito: CognitoIdentityProviderClient) -> list[str]:
-    ids: list[str] = []
-    token: str | None = None
+    # A paginator: the token never leaves this call. Each page is one SDK call, so each goes through the budget.
+    pages = cognito.get_paginator("list_user_pools").paginate(PaginationConfig={"PageSize": PAGE_LIMIT})
     with sdk_errors():
-        while True:
-            kwargs: dict[str, Any] = {"MaxResults": PAGE_LIMIT}
-            if token:
-                kwargs["NextToken"] = token
-            page = cognito.list_user_pools(**kwargs)
-            ids.extend(pool["Id"] for pool in page.get("UserPools", []) if "Id" in pool)
-            token = page.get("NextToken")
-            if not token:
-                return ids
+        return [pool["Id"] for page in pages for pool in page.get("UserPools", []) if "Id" in pool]
 
 
 def describe_pool(cognito: CognitoIdentityProviderClient, pool_id: str) -> dict[str, Any]:
@@ -135,18 +127,11 @@ def _group_record(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def list_groups(cognito: CognitoIdentityProviderClient, pool_id: str) -> list[dict[str, Any]]:
-    groups: list[dict[str, Any]] = []
-    token: str | None = None
+    pages = cognito.get_paginator("list_groups").paginate(
+        UserPoolId=pool_id, PaginationConfig={"PageSize": PAGE_LIMIT}
+    )
     with pool_errors(pool_id):
-        while True:
-            kwargs: dict[str, Any] = {"UserPoolId": pool_id, "Limit": PAGE_LIMIT}
-            if token:
-                kwargs["NextToken"] = token
-            page = cognito.list_groups(**kwargs)
-            groups.extend(_group_record(g) for g in page.get("Groups", []))
-            token = page.get("NextToken")
-            if not token:
-                return groups
+        return [_group_record(g) for page in pages for g in page.get("Groups", [])]
 
 
 def group_members_page(

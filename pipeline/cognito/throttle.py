@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from botocore.retries.standard import RetryEventAdapter, ThrottlingErrorDetector
+
 from pipeline.core.errors import InvalidRequest, Throttled
 
 if TYPE_CHECKING:
@@ -401,8 +403,9 @@ def install(
     """Rate-limit every attempt of a cognito-idp client and retry its throttled calls ourselves.
 
     Installing twice on one client is a no-op (handlers carry unique ids). botocore's own retry handler
-    still retries 5xx and connection errors; ours answers first for a throttled attempt, so throttles are
-    never retried twice.
+    still retries 5xx and connection errors; ours answers first for every response botocore would retry as
+    throttling: a throttle (THROTTLE_CODES) is retried here, paced by the budget, and anything else botocore
+    counts as throttling (LimitExceededException: a resource-count or per-user limit) is not retried at all.
     """
     if max_attempts < 1:
         raise InvalidRequest("max_attempts must be at least 1")
@@ -418,14 +421,20 @@ def install(
         context = getattr(request, "context", None) or {}
         budget.acquire(event_name.rsplit(".", 1)[-1], context.get(_POOL_CONTEXT_KEY))
 
+    sdk_throttling = ThrottlingErrorDetector(RetryEventAdapter())
+
     def retry_throttle(
-        response: tuple[Any, Mapping[str, Any]] | None, operation: Any, attempts: int, **_: Any
-    ) -> float | None:
+        response: tuple[Any, Mapping[str, Any]] | None, operation: Any, attempts: int, **kwargs: Any
+    ) -> float | bool | None:
         if response is None:
             return None
         http, parsed = response
         if not is_throttle(parsed, getattr(http, "status_code", None)):
-            return None
+            # False (not None) stops botocore's handler from retrying what it takes for throttling.
+            is_sdk_throttle = sdk_throttling.is_throttling_error(
+                response=response, operation=operation, attempts=attempts, **kwargs
+            )
+            return False if is_sdk_throttle else None
         budget.on_throttle(category_of(operation.name))
         if attempts >= max_attempts:
             raise Throttled(f"Cognito kept throttling {operation.name} after {attempts} attempts")

@@ -7,6 +7,7 @@ Credentials and Region come only from boto3's chain (environment, shared config,
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,14 +32,35 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sts import STSClient
 
-# Throttling is handled by the pipeline's own per-quota limiter and backoff (pipeline.cognito.throttle); botocore's
-# standard mode still retries transient 5xx and connection errors a few times.
+# Cognito throttling is handled by the pipeline's own per-quota limiter and backoff (pipeline.cognito.throttle),
+# which also stops botocore from retrying what it takes for throttling; botocore's standard mode still retries
+# transient 5xx and connection errors a few times (tests/cli/test_retry_layers.py).
 SDK_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 4},
     user_agent_extra=f"cognito-backuper/{__version__}",
     connect_timeout=10,
     read_timeout=60,
 )
+
+
+# AWS_REGION is what the AWS CLI and Lambda set; this botocore reads only AWS_DEFAULT_REGION. The first one set wins.
+REGION_VARIABLES = ("AWS_REGION", "AWS_DEFAULT_REGION")
+NO_REGION = "no AWS Region configured: set AWS_REGION or AWS_DEFAULT_REGION, or a region in the AWS profile"
+
+
+def _profile_not_found(exc: botocore.exceptions.ProfileNotFound) -> CredentialsMissing:
+    return CredentialsMissing(
+        f"the AWS profile {exc.kwargs.get('profile', '?')!r} is not in the AWS configuration"
+    )
+
+
+def standard_session() -> boto3.Session:
+    """The standard credential chain, with both Region variables honoured; an unknown profile in one line."""
+    region = next((os.environ[name] for name in REGION_VARIABLES if os.environ.get(name)), None)
+    try:
+        return boto3.Session(region_name=region)
+    except botocore.exceptions.ProfileNotFound as exc:
+        raise _profile_not_found(exc) from exc
 
 
 @dataclass(frozen=True)
@@ -54,12 +76,10 @@ def make_clients(session: boto3.Session | None = None) -> Clients:
     """Clients whose Cognito calls all draw from the process-wide rate budget (pipeline.cognito.throttle)."""
     from pipeline.cognito import throttle
 
-    session = session or boto3.Session()
+    session = session or standard_session()
     region = session.region_name
     if not region:
-        raise RegionMissing(
-            "no AWS Region configured: set AWS_REGION or AWS_DEFAULT_REGION, or a profile region"
-        )
+        raise RegionMissing(NO_REGION)
     cognito = session.client("cognito-idp", config=SDK_CONFIG)
     throttle.install(cognito, throttle.default_budget())
     return Clients(
@@ -88,12 +108,14 @@ def sdk_errors() -> Iterator[None]:
         yield
     except PipelineError:
         raise
+    except botocore.exceptions.ProfileNotFound as exc:
+        raise _profile_not_found(exc) from exc
     except botocore.exceptions.NoCredentialsError as exc:
         raise CredentialsMissing(
             "no AWS credentials found: configure the AWS CLI, a profile, or environment variables"
         ) from exc
     except botocore.exceptions.NoRegionError as exc:
-        raise RegionMissing("no AWS Region configured: set AWS_REGION or AWS_DEFAULT_REGION") from exc
+        raise RegionMissing(NO_REGION) from exc
     except botocore.exceptions.EndpointConnectionError as exc:
         raise EndpointUnreachable(
             f"cannot reach the AWS endpoint: {exc.kwargs.get('endpoint_url', '?')}"

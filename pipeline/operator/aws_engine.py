@@ -25,6 +25,7 @@ import botocore.exceptions
 
 from pipeline.core.aws import SDK_CONFIG, Clients, error_code, json_safe, sdk_errors
 from pipeline.core.errors import EngineError, InvalidRequest, PipelineError, RegionMissing
+from pipeline.operator.following import follow_execution
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -35,7 +36,6 @@ LOG = logging.getLogger(__name__)
 STACK_NAME = "CognitoBackuperStack"
 OUTPUT_SUFFIX = "StateMachineArn"
 ENV_ARN = "COGNITO_BACKUPER_{name}_STATE_MACHINE_ARN"
-_RUNNING = "RUNNING"
 # Stacks in these states hold no usable machines (a failed first deployment rolls everything back).
 _UNUSABLE = frozenset({"CREATE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "DELETE_IN_PROGRESS"})
 _PLACEHOLDER = re.compile(r"^\$\{(\w+)\}$")
@@ -326,43 +326,46 @@ class AwsEngine:
         execution_arn: str,
         *,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_poll: Callable[[], None] | None = None,
         timeout_s: float,
         poll_s: float = 2.0,
     ) -> AwsExecutionResult:
         """Wait for the end, passing each history event once, in order, to ``on_event``; deadline ``timeout_s``."""
-        deadline = self._clock() + timeout_s
         cursor = _HistoryCursor()
-        seen = 0
+
+        def observe(event: dict[str, Any]) -> None:
+            started = event.get("mapRunStartedEventDetails") or {}
+            if started.get("mapRunArn"):
+                cursor.map_runs.add(str(started["mapRunArn"]))
+            if on_event is not None:
+                on_event(event)
+
+        def after_poll() -> None:
+            if cursor.map_runs:
+                self._map_run_counts(cursor)
+            if on_poll is not None:
+                on_poll()
+
         with sdk_errors():
-            while True:
-                # Status first: if it is terminal, the history read after it holds every event.
-                described = self.stepfunctions.describe_execution(executionArn=execution_arn)
-                for event in self._new_events(execution_arn, cursor):
-                    seen += 1
-                    started = event.get("mapRunStartedEventDetails") or {}
-                    if started.get("mapRunArn"):
-                        cursor.map_runs.add(str(started["mapRunArn"]))
-                    if on_event is not None:
-                        on_event(event)
-                if cursor.map_runs:
-                    self._map_run_counts(cursor)
-                status = described["status"]
-                if status != _RUNNING:
-                    raw = described.get("output")
-                    return AwsExecutionResult(
-                        status=status,
-                        output=json.loads(raw) if raw else None,
-                        error=described.get("error"),
-                        cause=described.get("cause"),
-                        events=seen,
-                        history_pages=cursor.pages,
-                    )
-                remaining = deadline - self._clock()
-                if remaining <= 0:
-                    raise EngineError(
-                        f"execution still running after {timeout_s:g}s (it goes on in AWS): {execution_arn}"
-                    )
-                self._sleep(min(poll_s, remaining))
+            done = follow_execution(
+                lambda: self.stepfunctions.describe_execution(executionArn=execution_arn),
+                lambda: self._new_events(execution_arn, cursor),
+                timeout_s=timeout_s,
+                poll_s=poll_s,
+                still_running=f"execution still running after {timeout_s:g}s (it goes on in AWS): {execution_arn}",
+                on_event=observe,
+                on_poll=after_poll,
+                clock=self._clock,
+                sleep=self._sleep,
+            )
+        return AwsExecutionResult(
+            status=done.status,
+            output=done.output,
+            error=done.error,
+            cause=done.cause,
+            events=done.events,
+            history_pages=cursor.pages,
+        )
 
 
 def _read_asl(name: str) -> str:

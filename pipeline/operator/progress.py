@@ -52,6 +52,7 @@ class BackupProgress:
     shards_done: set[tuple[str, str]] = field(default_factory=set)
     memberships: dict[tuple[str, int], int] = field(default_factory=dict)
     pools_verified: set[str] = field(default_factory=set)
+    estimated_users: dict[str, int] = field(default_factory=dict)
     events: int = 0
 
     def update(self, event: dict[str, Any]) -> None:
@@ -64,7 +65,9 @@ class BackupProgress:
         if not isinstance(out, dict) or not isinstance(job, dict):
             return
         pool = str(job.get("poolId", ""))
-        if name == "PlanShards":
+        if name == "CapturePoolConfig" and isinstance(out.get("config"), dict):
+            self.estimated_users[pool] = int(out["config"].get("estimatedUsers") or 0)
+        elif name == "PlanShards":
             self.shards_total[pool] = len(out.get("plan", {}).get("shards", []))
         elif name == "ExportUsers":
             shard, cursor = str(out.get("shard", "")), out.get("cursor") or {}
@@ -86,17 +89,29 @@ class BackupProgress:
             ", ".join(f"{n} x{c}" if c > 1 else n for n, c in sorted(self.active.items()) if c > 0) or "-"
         )
         total = sum(self.shards_total.values())
+        rate = self.users_exported / elapsed_s if elapsed_s > 0 else 0.0
         return (
             f"[{elapsed_s:6.1f}s] running: {running} | shards {len(self.shards_done)}/{total or '?'}"
-            f" | users {self.users_exported:,} | memberships {sum(self.memberships.values()):,}"
-            f" | pools verified {len(self.pools_verified)}"
+            f" | users {self.users_exported:,} ({rate:,.0f}/s{self._eta(rate)}) | memberships "
+            f"{sum(self.memberships.values()):,} | pools verified {len(self.pools_verified)}"
         )
+
+    def _eta(self, rate: float) -> str:
+        """Time left for the users, from Cognito's estimate of the pools' sizes (an estimate, so said as one)."""
+        left = sum(self.estimated_users.values()) - self.users_exported
+        if rate <= 0 or left <= 0 or len(self.shards_done) == sum(self.shards_total.values()):
+            return ""
+        return f", about {left / rate:,.0f}s left"
 
 
 class Tracker(Protocol):
     def update(self, event: dict[str, Any]) -> None: ...
 
     def line(self, elapsed_s: float) -> str: ...
+
+
+# Long work shows a sign of life at least this often, even when no state changed (``tick``, on every poll).
+HEARTBEAT_S = 10.0
 
 
 class ProgressPrinter:
@@ -122,11 +137,18 @@ class ProgressPrinter:
         now = self.clock()
         if self.quiet or now - self._last < (0.25 if self._tty else 3.0):
             return
-        self._last = now
-        self._emit()
+        self._emit(now)
 
-    def _emit(self) -> None:
-        text = self.tracker.line(self.clock() - self.start)
+    def tick(self) -> None:
+        """Called on every poll: a heartbeat line when nothing was printed for HEARTBEAT_S."""
+        now = self.clock()
+        if not self.quiet and now - self._last >= HEARTBEAT_S:
+            self._emit(now)
+
+    def _emit(self, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
+        self._last = now
+        text = self.tracker.line(now - self.start)
         if self._tty:
             self.stream.write("\r\x1b[2K" + text)
         else:
@@ -159,6 +181,10 @@ class RestoreProgress:
     def update(self, event: dict[str, Any]) -> None:
         self.events += 1
         name = _track(self.active, event)
+        entered = (event.get("stateEnteredEventDetails") or {}).get("name")
+        if entered == "RequestApproval" and self.request_id and self.on_request is not None:
+            # The wait starts now (after any snapshot of the target): the request can be decided from here on.
+            self.on_request(self.request_id)
         if name is None:
             return
         out = _output(event)
@@ -167,8 +193,6 @@ class RestoreProgress:
         if name == "ValidateRequest" and isinstance(out.get("request"), dict):
             self.request_id = str(out["request"].get("requestId"))
             self.shards_total = len(out["request"].get("shards") or [])
-            if self.on_request is not None:
-                self.on_request(self.request_id)
         elif name == "PreRestoreSnapshot":
             backups = (out.get("snapshot") or {}).get("backups") or []
             self.snapshot_uri = str(backups[0]["uri"]) if backups else None

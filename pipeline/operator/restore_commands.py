@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+import re
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -16,30 +14,43 @@ import botocore.exceptions
 from pipeline.core import errors
 from pipeline.core.aws import Clients, caller_arn, error_code, sdk_errors
 from pipeline.core.contracts import Storage
-from pipeline.core.layout import check_pool_id, parse_backup_uri
+from pipeline.core.layout import check_pool_id
+from pipeline.operator.cli_common import (
+    add_engine_flag,
+    add_output_flags,
+    add_rate_flags,
+    backup_location,
+    camel_keys,
+    emit,
+    engine_for,
+    err,
+    fail,
+    preflight,
+)
 from pipeline.operator.runs import EXIT_FAILED, exit_code_for
 from pipeline.restore import approval
 from pipeline.restore import steps as restore
 from pipeline.sealing import audit
 from pipeline.sealing.backup_reader import BackupReader
 
-OutputFlags = Callable[[argparse.ArgumentParser], None]
-Preflight = Callable[[], Clients]
-EngineFactory = Callable[[argparse.Namespace], Any]
 DEFAULT_APPROVAL_TIMEOUT_S = 24 * 3600
+DEFAULT_RESTORE_TIMEOUT_S = 6 * 3600
+# CreateUserPool's PoolName: 1 to 128 of these characters (Cognito API reference).
+_POOL_NAME = re.compile(r"^[\w\s+=,.@-]{1,128}$")
 
 
-def _err(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
-    print(json.dumps(payload, indent=2, sort_keys=True, default=str) if args.json else text)
+def check_pool_name(name: str) -> str:
+    """A name CreateUserPool accepts, checked before anything runs, dry run included."""
+    if not _POOL_NAME.match(name):
+        raise errors.InvalidRequest(
+            f"not a user pool name: {name!r} (1 to 128 letters, digits, spaces or + = , . @ - _)"
+        )
+    return name
 
 
 def _settings_of(clients: Clients, uri: str) -> tuple[Storage, BackupReader]:
     """A restore runs with the bucket, prefix and key of the backup it restores."""
-    loc = parse_backup_uri(uri)
+    loc = backup_location(uri)
     reader = BackupReader.open(clients, loc)
     return {"bucket": loc.bucket, "kmsKeyArn": reader.doc["kmsKeyArn"], "prefix": loc.prefix}, reader
 
@@ -63,13 +74,15 @@ def _sink(clients: Clients, bucket: str, prefix: str) -> audit.AuditSink:
     return restore.audit_sink(clients, settings)
 
 
-def cmd_restore(args: argparse.Namespace, preflight: Preflight, engine_factory: EngineFactory) -> int:
+def cmd_restore(args: argparse.Namespace) -> int:
     from pipeline.operator.progress import ProgressPrinter, RestoreProgress
     from pipeline.operator.runs import run_restore
     from pipeline.restore.plan import plan_restore
 
     if args.target_pool:
         check_pool_id(args.target_pool)
+    if args.new_pool is not None:
+        check_pool_name(args.new_pool)
     clients = preflight()
     settings, reader = _settings_of(clients, args.backup)
     users, groups = list(args.user or []), list(args.group or [])
@@ -82,7 +95,8 @@ def cmd_restore(args: argparse.Namespace, preflight: Preflight, engine_factory: 
             users=users,
             groups=groups,
         )
-        _emit(args, plan, _plan_text(plan))
+        plan["users"] = camel_keys(plan["users"])
+        _emit_plan(args, plan)
         return 0
     requester = caller_arn(clients)
     selection_key = None
@@ -105,34 +119,41 @@ def cmd_restore(args: argparse.Namespace, preflight: Preflight, engine_factory: 
     }
 
     def announce(request_id: str) -> None:
-        _err(
+        err(
             f"approval request {request_id}: waiting for another principal to run\n"
             f"  cognito-backuper approve {request_id} --bucket {settings['bucket']} --prefix {settings['prefix']}"
         )
 
     tracker = RestoreProgress(on_request=announce)
     printer = ProgressPrinter(tracker, quiet=args.quiet)
-    with engine_factory(args) as engine:
+    from pipeline.operator.aws_engine import AwsEngine
+
+    with engine_for(args) as engine:
         engine.serve_api()
         outcome = run_restore(
             engine,
             storage=settings,
             payload=payload,
             on_event=printer,
+            on_poll=printer.tick,
             timeout_s=args.approval_timeout + args.timeout,
         )
     printer.close()
     result = {
         "status": outcome.status,
         "requestId": tracker.request_id,
-        "executionArn": outcome.execution_arn,
+        # The local engine's execution is gone once the command ends: only a deployed one can be looked up.
+        "executionArn": outcome.execution_arn if isinstance(engine, AwsEngine) else None,
         "durationSeconds": round(outcome.duration_s, 3),
     }
     if not outcome.succeeded:
-        _err(f"error: restore did not complete ({outcome.error}): {outcome.message}")
-        if args.json:
-            _emit(args, {**result, "error": outcome.error, "message": outcome.message}, "")
-        return exit_code_for(outcome.error)
+        return fail(
+            args,
+            exit_code_for(outcome.error),
+            outcome.error or "Failed",
+            f"restore did not complete ({outcome.error}): {outcome.message}",
+            **result,
+        )
     out = outcome.output or {}
     result.update(
         targetPoolId=out.get("targetPoolId"),
@@ -147,8 +168,12 @@ def cmd_restore(args: argparse.Namespace, preflight: Preflight, engine_factory: 
         f"{report.get('membershipsAdded', 0)}; verified against the backup\n"
         f"report s3://{settings['bucket']}/{report.get('reportKey', '')} (sealed; holds the old-to-new id map)"
     )
-    _emit(args, result, text)
+    emit(args, result, text)
     return 0
+
+
+def _emit_plan(args: argparse.Namespace, plan: dict[str, Any]) -> None:
+    emit(args, plan, _plan_text(plan))
 
 
 def _plan_text(plan: dict[str, Any]) -> str:
@@ -166,8 +191,8 @@ def _plan_text(plan: dict[str, Any]) -> str:
     )
     users = plan["users"]
     lines.append(
-        f"  users: create {users['create']}, skip (already there) {users['skip_existing']}, "
-        f"existing that differ (left as they are) {users['existing_that_differ']}"
+        f"  users: create {users['create']}, skip (already there) {users['skipExisting']}, "
+        f"existing that differ (left as they are) {users['existingThatDiffer']}"
     )
     lines.append(
         f"  memberships: add {plan['memberships']['add']}, already there {plan['memberships']['already']}"
@@ -175,7 +200,7 @@ def _plan_text(plan: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _decide(args: argparse.Namespace, preflight: Preflight, approve: bool) -> int:
+def _decide(args: argparse.Namespace, approve: bool) -> int:
     approval.check_request_id(args.request_id)
     clients = preflight()
     sink = _sink(clients, args.bucket, args.prefix)
@@ -188,20 +213,22 @@ def _decide(args: argparse.Namespace, preflight: Preflight, approve: bool) -> in
     decision = approval.decide(
         sink, sfn, args.request_id, approve=approve, reason=args.reason, approver_arn=approver
     )
-    verb = "approved" if approve else "rejected"
-    _emit(args, decision, f"{args.request_id} {verb} by {approver}")
+    verb = (
+        "approved" if approve else "withdrawn by its requester" if decision.get("withdrawn") else "rejected"
+    )
+    emit(args, decision, f"{args.request_id} {verb} ({approver})")
     return 0
 
 
-def cmd_approve(args: argparse.Namespace, preflight: Preflight) -> int:
-    return _decide(args, preflight, approve=True)
+def cmd_approve(args: argparse.Namespace) -> int:
+    return _decide(args, approve=True)
 
 
-def cmd_reject(args: argparse.Namespace, preflight: Preflight) -> int:
-    return _decide(args, preflight, approve=False)
+def cmd_reject(args: argparse.Namespace) -> int:
+    return _decide(args, approve=False)
 
 
-def cmd_approvals(args: argparse.Namespace, preflight: Preflight) -> int:
+def cmd_approvals(args: argparse.Namespace) -> int:
     clients = preflight()
     sink = _sink(clients, args.bucket, args.prefix)
     waiting = approval.pending(sink) if sink.kms_key_arn else []
@@ -210,13 +237,11 @@ def cmd_approvals(args: argparse.Namespace, preflight: Preflight) -> int:
         f"    restore {r.backup_uri} into {r.target.get('poolId') or 'new pool ' + str(r.target.get('poolName'))}"
         for r in waiting
     ]
-    _emit(
-        args, {"pending": [r.to_dict() for r in waiting]}, "\n".join(rows) or "no pending approval requests"
-    )
+    emit(args, {"pending": [r.to_dict() for r in waiting]}, "\n".join(rows) or "no pending approval requests")
     return 0
 
 
-def cmd_diff(args: argparse.Namespace, preflight: Preflight) -> int:
+def cmd_diff(args: argparse.Namespace) -> int:
     from pipeline.restore.diff import diff_pool
 
     check_pool_id(args.pool_id)
@@ -227,20 +252,16 @@ def cmd_diff(args: argparse.Namespace, preflight: Preflight) -> int:
     lines = [f"{'identical' if report.identical else 'DIFFERENT'}: {reader.loc.uri} vs pool {args.pool_id}"]
     lines += [f"  {name}: {value}" for name, value in counts.items() if value]
     lines += [f"  note: {n}" for n in report.notes]
-    _emit(
-        args, {"identical": report.identical, "counts": counts, "details": asdict(report)}, "\n".join(lines)
-    )
+    payload = {
+        "identical": report.identical,
+        "counts": camel_keys(counts),
+        "details": camel_keys(asdict(report)),
+    }
+    emit(args, payload, "\n".join(lines))
     return 0 if report.identical else EXIT_FAILED
 
 
-def register(
-    sub: Any,
-    output_flags: OutputFlags,
-    preflight: Preflight,
-    engine_factory: EngineFactory,
-    engine_flag: Callable[[argparse.ArgumentParser], None],
-    rate_flags: Callable[[argparse.ArgumentParser], None],
-) -> None:
+def register(sub: Any) -> None:
     p = sub.add_parser(
         "restore",
         help="restore a backup, after a snapshot of the target and an approval",
@@ -249,11 +270,16 @@ def register(
         "passwords never stored), groups and memberships, idempotently, then verifies the target against the backup. "
         "Exit 0 only if that verification passes.",
     )
-    p.add_argument("--backup", required=True, metavar="S3_URI", help="the backup to restore")
+    p.add_argument(
+        "--backup",
+        required=True,
+        metavar="S3_URI",
+        help="the backup to restore: s3://BUCKET/[PREFIX/]POOL_ID/BACKUP_ID/",
+    )
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-pool", metavar="ID", help="merge into this existing pool (never deletes)")
     target.add_argument(
-        "--new-pool", metavar="NAME", help="create a new pool from the backed-up configuration"
+        "--new-pool", metavar="NAME", help="create a new pool with this name from the backed-up configuration"
     )
     p.add_argument("--user", action="append", metavar="USERNAME", help="restore only this user (repeatable)")
     p.add_argument("--group", action="append", metavar="NAME", help="restore only this group and its members")
@@ -265,49 +291,66 @@ def register(
         type=int,
         default=DEFAULT_APPROVAL_TIMEOUT_S,
         metavar="SECONDS",
-        help="how long the request waits for a decision (default 86400)",
+        help=f"how long the request waits for a decision (default {DEFAULT_APPROVAL_TIMEOUT_S})",
     )
-    p.add_argument("--timeout", type=float, default=6 * 3600, help="seconds for the restore after approval")
-    engine_flag(p)
-    rate_flags(p)
-    output_flags(p)
-    p.set_defaults(func=lambda a: cmd_restore(a, preflight, engine_factory))
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_RESTORE_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"seconds for the restore after approval (default {DEFAULT_RESTORE_TIMEOUT_S}: 6 h)",
+    )
+    add_engine_flag(p)
+    add_rate_flags(p)
+    add_output_flags(p)
+    p.set_defaults(func=cmd_restore)
 
-    for name, func, extra in (
-        ("approve", cmd_approve, " You cannot approve your own request."),
-        ("reject", cmd_reject, ""),
+    for name, func, summary, extra in (
+        (
+            "approve",
+            cmd_approve,
+            "approve a pending restore request (as a principal other than the requester)",
+            " You cannot approve your own request.",
+        ),
+        (
+            "reject",
+            cmd_reject,
+            "reject a pending restore request, or withdraw your own",
+            " Any principal may reject; the requester may withdraw its own request. The target is left untouched.",
+        ),
     ):
         p = sub.add_parser(
             name,
-            help=f"{name} a pending restore request (as a principal other than the requester)",
+            help=summary,
             description="Your identity is taken from AWS STS (GetCallerIdentity), never from an argument; "
             "it is recorded in the sealed decision and the audit trail." + extra,
         )
-        p.add_argument("request_id", metavar="REQUEST_ID")
+        p.add_argument("request_id", metavar="REQUEST_ID", help="the request id printed by restore (rr-...)")
         p.add_argument("--bucket", required=True, help="the backup bucket holding the request")
         p.add_argument("--prefix", default="backups", help="the backup prefix (default: backups)")
         p.add_argument("--reason", help="why (recorded in the audit trail)")
-        output_flags(p)
-        p.set_defaults(func=lambda a, f=func: f(a, preflight))
+        add_output_flags(p)
+        p.set_defaults(func=func)
 
     p = sub.add_parser(
         "approvals", help="list pending restore requests", description="Requests awaiting a decision."
     )
-    p.add_argument("--bucket", required=True)
+    p.add_argument("--bucket", required=True, help="the backup bucket holding the requests")
     p.add_argument("--prefix", default="backups", help="the backup prefix (default: backups)")
-    output_flags(p)
-    p.set_defaults(func=lambda a: cmd_approvals(a, preflight))
+    add_output_flags(p)
+    p.set_defaults(func=cmd_approvals)
 
     p = sub.add_parser(
         "diff",
         help="compare a backup with a live pool",
         description="Missing and extra users, attribute, Enabled and status differences, group and membership "
-        "differences. Exit 0 when identical (extra users and groups in the pool allowed unless --strict).",
+        "differences. Exit 0 when identical (extra users and groups in the pool allowed unless --strict), 1 when "
+        "they differ, 4 when the backup fails its integrity checks.",
     )
-    p.add_argument("uri", metavar="BACKUP_URI")
-    p.add_argument("--pool-id", required=True, metavar="ID")
+    p.add_argument("uri", metavar="BACKUP_URI", help="the backup: s3://BUCKET/[PREFIX/]POOL_ID/BACKUP_ID/")
+    p.add_argument("--pool-id", required=True, metavar="ID", help="the live user pool to compare it with")
     p.add_argument(
         "--strict", action="store_true", help="extra users, groups or memberships count as differences"
     )
-    output_flags(p)
-    p.set_defaults(func=lambda a: cmd_diff(a, preflight))
+    add_output_flags(p)
+    p.set_defaults(func=cmd_diff)

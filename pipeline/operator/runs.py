@@ -6,7 +6,8 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 from pipeline.core import errors
 from pipeline.core.contracts import Storage
@@ -29,14 +30,29 @@ class ExecutionView(Protocol):
 
 
 class Engine(Protocol):
-    """What the CLI needs from an engine: the local one, or Step Functions itself."""
+    """What the CLI needs from an engine: the local one, or Step Functions itself; used as a context manager."""
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def serve_api(self) -> str | None:
+        """Where another process sends an approval decision (None: Step Functions itself)."""
 
     def deploy(self, name: str, substitutions: Mapping[str, str]) -> str: ...
 
     def start(self, state_machine_arn: str, payload: Mapping[str, Any], name: str | None = None) -> str: ...
 
     def follow(
-        self, execution_arn: str, *, on_event: EventSink | None = None, timeout_s: float, poll_s: float = 0.2
+        self,
+        execution_arn: str,
+        *,
+        on_event: EventSink | None = None,
+        on_poll: Callable[[], None] | None = None,
+        timeout_s: float,
+        poll_s: float = 0.2,
     ) -> ExecutionView: ...
 
 
@@ -67,8 +83,10 @@ def failure_message(error: str | None, cause: str | None) -> str:
     return text.strip().splitlines()[0] if text.strip() else (error or "unknown failure")
 
 
-# Errors that mean "you asked for something wrong" or "this environment is not set up" get their own exit codes.
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT = 1, 2, 3
+# Errors that mean "you asked for something wrong", "this environment is not set up" or "this backup is not what
+# was written" get their own exit codes (README, Commands).
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTEGRITY = 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
 _ENVIRONMENT = (
     errors.CredentialsMissing,
     errors.RegionMissing,
@@ -84,6 +102,8 @@ def exit_code_for(error_name: str | None) -> int:
         return EXIT_BAD_INPUT
     if isinstance(cls, type) and issubclass(cls, _ENVIRONMENT):
         return EXIT_ENVIRONMENT
+    if isinstance(cls, type) and issubclass(cls, errors.IntegrityError):
+        return EXIT_INTEGRITY
     return EXIT_FAILED
 
 
@@ -96,11 +116,16 @@ def _storage_substitutions(storage: Storage) -> dict[str, str]:
 
 
 def _run(
-    engine: Engine, arn: str, payload: Mapping[str, Any], on_event: EventSink | None, timeout_s: float
+    engine: Engine,
+    arn: str,
+    payload: Mapping[str, Any],
+    on_event: EventSink | None,
+    timeout_s: float,
+    on_poll: Callable[[], None] | None = None,
 ) -> Outcome:
     started = time.monotonic()
     execution = engine.start(arn, payload)
-    result = engine.follow(execution, on_event=on_event, timeout_s=timeout_s)
+    result = engine.follow(execution, on_event=on_event, on_poll=on_poll, timeout_s=timeout_s)
     outcome = Outcome(
         status=result.status,
         execution_arn=execution,
@@ -119,13 +144,14 @@ def run_restore(
     storage: Storage,
     payload: Mapping[str, Any],
     on_event: EventSink | None = None,
+    on_poll: Callable[[], None] | None = None,
     timeout_s: float,
 ) -> Outcome:
     """The restore state machine, whose PreRestoreSnapshot starts the backup state machine deployed beside it."""
     substitutions = _storage_substitutions(storage)
     backup_arn = engine.deploy("backup", substitutions)
     arn = engine.deploy("restore", {**substitutions, "BackupStateMachineArn": backup_arn})
-    return _run(engine, arn, payload, on_event, timeout_s)
+    return _run(engine, arn, payload, on_event, timeout_s, on_poll)
 
 
 def run_backup(
@@ -135,10 +161,12 @@ def run_backup(
     pool_ids: list[str],
     all_pools: bool,
     on_event: EventSink | None = None,
+    on_poll: Callable[[], None] | None = None,
     timeout_s: float = 3600.0,
 ) -> Outcome:
     arn = engine.deploy("backup", _storage_substitutions(storage))
-    outcome = _run(engine, arn, {"poolIds": pool_ids, "allPools": all_pools}, on_event, timeout_s)
+    payload = {"poolIds": pool_ids, "allPools": all_pools}
+    outcome = _run(engine, arn, payload, on_event, timeout_s, on_poll)
     if outcome.succeeded:
         out = outcome.output if isinstance(outcome.output, dict) else {}
         outcome.backups = [b for b in out.get("backups") or [] if b is not None]

@@ -57,6 +57,7 @@ REQUEST_NAME = "request.bin"
 DECISION_NAME = "decision.bin"
 REJECTED_ERROR = "ApprovalRejected"  # the errorType the restore ASL's Catch matches
 DEFAULT_REJECT_CAUSE = "rejected by an approver"
+WITHDRAWN_CAUSE = "withdrawn by the requester"
 MAX_REASON_CHARS = 1000
 TOPIC_ENV = "APPROVAL_TOPIC_ARN"
 OutcomeEvent = Literal["restore.expired", "restore.completed", "restore.failed"]
@@ -239,7 +240,9 @@ def decide(
     if reason is not None and len(reason) > MAX_REASON_CHARS:
         raise InvalidRequest(f"a reason is at most {MAX_REASON_CHARS} characters")
     request, token = load(sink, request_id)
-    verdict = "approved" if approve else "rejected"
+    # The requester may say no to its own request: that is a withdrawal, recorded as one, not a rejection.
+    withdrawn = not approve and same_principal(approver_arn, request.requested_by)
+    verdict = "approved" if approve else "withdrawn" if withdrawn else "rejected"
     if approve and same_principal(approver_arn, request.requested_by):
         _refuse(sink, request_id, approver_arn, "self-approval")
         raise SelfApprovalRefused(f"the requester of {request_id} cannot approve it; another principal must")
@@ -381,7 +384,8 @@ def _send(sfn: SFNClient, token: str, decision: Mapping[str, Any]) -> None:
                 sfn.send_task_failure(
                     taskToken=token,
                     error=REJECTED_ERROR,
-                    cause=decision.get("reason") or DEFAULT_REJECT_CAUSE,
+                    cause=decision.get("reason")
+                    or (WITHDRAWN_CAUSE if decision.get("decision") == "withdrawn" else DEFAULT_REJECT_CAUSE),
                 )
         except botocore.exceptions.ClientError as exc:
             code = error_code(exc)
@@ -421,6 +425,7 @@ def _public(decision: Mapping[str, Any]) -> dict[str, Any]:
         out |= {"approvedBy": decision["decidedBy"], "approvedAt": decision["decidedAt"]}
     else:
         out |= {"rejectedBy": decision["decidedBy"], "rejectedAt": decision["decidedAt"]}
+        out["withdrawn"] = decision.get("decision") == "withdrawn"
     return out
 
 

@@ -280,17 +280,10 @@ def restore_user(
 
 
 def _groups_of(cognito: CognitoIdentityProviderClient, pool_id: str, username: str) -> set[str]:
-    groups: set[str] = set()
-    token: str | None = None
-    while True:
-        kwargs: dict[str, Any] = {"UserPoolId": pool_id, "Username": username, "Limit": 60}
-        if token:
-            kwargs["NextToken"] = token
-        page = cognito.admin_list_groups_for_user(**kwargs)
-        groups.update(g["GroupName"] for g in page.get("Groups", []) if "GroupName" in g)
-        token = page.get("NextToken")
-        if not token:
-            return groups
+    pages = cognito.get_paginator("admin_list_groups_for_user").paginate(
+        UserPoolId=pool_id, Username=username, PaginationConfig={"PageSize": 60}
+    )
+    return {g["GroupName"] for page in pages for g in page.get("Groups", []) if "GroupName" in g}
 
 
 def restore_user_groups(

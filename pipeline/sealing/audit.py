@@ -47,6 +47,7 @@ EVENTS = frozenset(
         "restore.requested",
         "restore.approved",
         "restore.rejected",
+        "restore.withdrawn",
         "restore.expired",
         "restore.completed",
         "restore.failed",

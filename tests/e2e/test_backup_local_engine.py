@@ -24,8 +24,8 @@ def test_demo_accounts_for_every_user_group_and_membership(capsys: pytest.Captur
     out = json.loads(capsys.readouterr().out)
     assert out["backup"]["verified"] is True
     assert out["accounting"]["complete"] is True
-    assert out["accounting"]["users_backed_up"] == out["seeded"]["users"] == 1000
-    assert out["accounting"]["memberships_backed_up"] == out["seeded"]["memberships"] > 0
+    assert out["accounting"]["usersBackedUp"] == out["seeded"]["users"] == 1000
+    assert out["accounting"]["membershipsBackedUp"] == out["seeded"]["memberships"] > 0
     assert out["seeded"]["disabled"] > 0 and out["seeded"]["unconfirmed"] > 0
     assert out["cognitoCalls"] > 0
 

@@ -89,7 +89,7 @@ def test_verify_rejects_one_changed_byte(account: dict[str, Any], capsys: pytest
     body = bytearray(s3.get_object(Bucket=loc.bucket, Key=key)["Body"].read())
     body[len(body) // 2] ^= 0x01
     s3.put_object(Bucket=loc.bucket, Key=key, Body=bytes(body), ServerSideEncryption="aws:kms")
-    assert main(["verify", uri, "--quiet"]) == 1
+    assert main(["verify", uri, "--quiet"]) == 4  # integrity failures have their own exit code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0]
 

@@ -270,12 +270,15 @@ def test_requester_may_cancel_by_rejecting(env: Env) -> None:
         env.sink, sfn, request.request_id, approve=False, reason=None, approver_arn=env.alice, now=NOW
     )
     assert decision["approved"] is False and decision["rejectedBy"] == env.alice
+    assert decision["withdrawn"] is True
     [(name, kwargs)] = sfn.calls
     assert (name, kwargs["error"], kwargs["cause"]) == (
         "SendTaskFailure",
         "ApprovalRejected",
-        "rejected by an approver",
+        "withdrawn by the requester",
     )
+    # Recorded as what it was: the requester withdrew the request, no approver rejected it.
+    assert _events(env, request.request_id)[-1] == ("restore.withdrawn", env.alice)
 
 
 def test_reject_sends_task_failure_and_is_audited(env: Env) -> None:

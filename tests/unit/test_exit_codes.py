@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.operator.runs import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_FAILED, exit_code_for
+from pipeline.operator.runs import (
+    EXIT_BAD_INPUT,
+    EXIT_ENVIRONMENT,
+    EXIT_FAILED,
+    EXIT_INTEGRITY,
+    exit_code_for,
+)
 
 
 @pytest.mark.parametrize(
@@ -17,7 +23,7 @@ from pipeline.operator.runs import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_FAILED
         ("RegionMissing", EXIT_ENVIRONMENT),
         ("KeyAccessDenied", EXIT_ENVIRONMENT),
         ("EndpointUnreachable", EXIT_ENVIRONMENT),
-        ("IntegrityError", EXIT_FAILED),
+        ("IntegrityError", EXIT_INTEGRITY),
         ("ApprovalRejected", EXIT_FAILED),
         ("States.Runtime", EXIT_FAILED),
         (None, EXIT_FAILED),

@@ -12,7 +12,7 @@ Lambda Task states reach the pipeline's Python handlers through :class:`LambdaEn
   the in-process mock through an explicit ``https://states.<region>.amazonaws.com`` endpoint, which moto
   intercepts whatever ``AWS_ENDPOINT_URL`` says.
 
-Known interpreter gaps are listed in DESIGN.md section 7. Retry and Wait intervals sleep in real time: keep
+Known interpreter gaps are listed in README.md ("The local engine"). Retry and Wait intervals sleep in real time: keep
 them small in local runs. Engines must not be nested (moto's mock is process-wide).
 """
 
@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -38,6 +37,7 @@ from pipeline.core import task_names
 from pipeline.core.aws import default_clients, json_safe
 from pipeline.core.errors import EngineError, RegionMissing
 from pipeline.core.lambda_runtime import ENGINE_ENDPOINT_ENV
+from pipeline.operator.following import follow_execution
 from pipeline.operator.local_engine import moto_compat
 from pipeline.operator.local_engine.lambda_endpoint import (
     DEFAULT_TIMEOUT_S,
@@ -350,36 +350,23 @@ class LocalEngine:
         execution_arn: str,
         *,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_poll: Callable[[], None] | None = None,
         timeout_s: float,
         poll_s: float = 0.2,
     ) -> ExecutionResult:
         """Wait for the execution to end, passing each history event once, in order, to ``on_event``."""
-        deadline = time.monotonic() + timeout_s
-        last_id = 0
-        seen = 0
-        while True:
-            # Status first: if it is terminal, the history read after it already holds every event.
-            described = self.stepfunctions.describe_execution(executionArn=execution_arn)
-            for event in self.history(execution_arn):
-                if event["id"] > last_id:
-                    last_id = event["id"]
-                    seen += 1
-                    if on_event is not None:
-                        on_event(event)
-            status = described["status"]
-            if status != _RUNNING:
-                raw = described.get("output")
-                return ExecutionResult(
-                    status=status,
-                    output=json.loads(raw) if raw else None,
-                    error=described.get("error"),
-                    cause=described.get("cause"),
-                    events=seen,
-                )
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise EngineError(f"execution still running after {timeout_s:g}s: {execution_arn}")
-            time.sleep(min(poll_s, remaining))
+        done = follow_execution(
+            lambda: self.stepfunctions.describe_execution(executionArn=execution_arn),
+            lambda: self.history(execution_arn),
+            timeout_s=timeout_s,
+            poll_s=poll_s,
+            still_running=f"execution still running after {timeout_s:g}s: {execution_arn}",
+            on_event=on_event,
+            on_poll=on_poll,
+        )
+        return ExecutionResult(
+            status=done.status, output=done.output, error=done.error, cause=done.cause, events=done.events
+        )
 
 
 def _read_asl(name: str) -> str:
