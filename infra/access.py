@@ -150,6 +150,14 @@ class AccessRoles(Construct):
                 sid="Decide", actions=["states:SendTaskSuccess", "states:SendTaskFailure"], resources=["*"]
             )
         )
+        # A decision is recorded only while the restore still waits for it: the approver checks the execution.
+        self.approver.add_to_policy(
+            iam.PolicyStatement(
+                sid="SeeWaitingRestores",
+                actions=["states:DescribeExecution"],
+                resources=[_executions(machine_names["restore"])],
+            )
+        )
         self.approver.add_to_policy(listing)
         self.approver.add_to_policy(
             iam.PolicyStatement(
@@ -208,6 +216,12 @@ class AccessRoles(Construct):
                 EXECUTIONS,
             )
         acknowledge(self.approver, "IAM5[Resource::*]", TASK_TOKENS)
+        acknowledge(
+            self.approver,
+            "IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            f"{machine_names['restore']}:*]",
+            "Approvers check that the restore they decide on still waits; execution names are made at run time.",
+        )
         for pattern in ("approvals/*", "approvals/*/decision.bin", "audit/*"):
             acknowledge(self.approver, _object_finding(bucket, f"{prefix}/{pattern}"), APPROVER_PREFIX)
         acknowledge(

@@ -206,10 +206,7 @@ def _decide(args: argparse.Namespace, approve: bool) -> int:
     sink = _sink(clients, args.bucket, args.prefix)
     request, _ = approval.load(sink, args.request_id)
     approver = caller_arn(clients)  # authenticated by STS, never typed in
-    if request.engine_endpoint:
-        sfn = boto3.client("stepfunctions", endpoint_url=request.engine_endpoint, region_name=clients.region)
-    else:
-        sfn = boto3.client("stepfunctions", region_name=clients.region)
+    sfn = _engine_of(request, clients.region)
     decision = approval.decide(
         sink, sfn, args.request_id, approve=approve, reason=args.reason, approver_arn=approver
     )
@@ -218,6 +215,20 @@ def _decide(args: argparse.Namespace, approve: bool) -> int:
     )
     emit(args, decision, f"{args.request_id} {verb} ({approver})")
     return 0
+
+
+def _engine_of(request: approval.ApprovalRequest, region: str) -> Any:
+    """The Step Functions endpoint that runs the waiting execution: the local engine's loopback API, or AWS."""
+    if request.engine_endpoint:
+        return boto3.client("stepfunctions", endpoint_url=request.engine_endpoint, region_name=region)
+    return boto3.client("stepfunctions", region_name=region)
+
+
+def _still_waiting(request: approval.ApprovalRequest, region: str) -> str:
+    try:
+        return approval.execution_status(_engine_of(request, region), request)
+    except errors.EndpointUnreachable:  # a local engine whose restore command was stopped
+        return "UNREACHABLE"
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
@@ -231,13 +242,23 @@ def cmd_reject(args: argparse.Namespace) -> int:
 def cmd_approvals(args: argparse.Namespace) -> int:
     clients = preflight()
     sink = _sink(clients, args.bucket, args.prefix)
-    waiting = approval.pending(sink) if sink.kms_key_arn else []
+    requests = approval.pending(sink) if sink.kms_key_arn else []
+    # A request whose restore was interrupted, stopped or failed can no longer be decided: it is not listed.
+    status = {r.request_id: _still_waiting(r, clients.region) for r in requests}
+    waiting = [r for r in requests if status[r.request_id] == "RUNNING"]
+    gone = len(requests) - len(waiting)
     rows = [
         f"{r.request_id}  requested by {r.requested_by} at {r.requested_at}, expires {r.expires_at}\n"
         f"    restore {r.backup_uri} into {r.target.get('poolId') or 'new pool ' + str(r.target.get('poolName'))}"
         for r in waiting
     ]
-    emit(args, {"pending": [r.to_dict() for r in waiting]}, "\n".join(rows) or "no pending approval requests")
+    if gone:
+        rows.append(f"({gone} request(s) whose restore no longer waits are not listed)")
+    emit(
+        args,
+        {"pending": [r.to_dict() for r in waiting], "notWaiting": gone},
+        "\n".join(rows) or "no pending approval requests",
+    )
     return 0
 
 

@@ -218,6 +218,17 @@ def pending(sink: AuditSink, now: dt.datetime | None = None) -> list[ApprovalReq
     return waiting
 
 
+def execution_status(sfn: SFNClient, request: ApprovalRequest) -> str:
+    """RUNNING while the restore still waits; an execution that no longer exists reads as GONE."""
+    with sdk_errors():
+        try:
+            return sfn.describe_execution(executionArn=request.execution_arn)["status"]
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) == "ExecutionDoesNotExist":
+                return "GONE"
+            raise
+
+
 def decide(
     sink: AuditSink,
     sfn: SFNClient,
@@ -253,6 +264,13 @@ def decide(
     now = now or dt.datetime.now(dt.UTC)
     if request.expired(now):
         raise ApprovalExpired(f"approval request {request_id} expired at {request.expires_at}")
+    # Nothing is recorded for a decision that cannot be delivered: an unreachable engine raises here (exit 3),
+    # an execution that was stopped or failed refuses it.
+    status = execution_status(sfn, request)
+    if status != "RUNNING":
+        raise ApprovalExpired(
+            f"the restore waiting on {request_id} is no longer running ({status}); no decision was recorded"
+        )
 
     decision = {
         "requestId": request_id,

@@ -22,6 +22,7 @@ from pipeline.operator import demo, seed
 from pipeline.operator.cli import main
 from pipeline.restore import approval
 from pipeline.restore import steps as restore
+from pipeline.sealing.audit import read_records
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,3 +206,62 @@ def test_restore_waits_for_an_approval_given_from_another_process(
     assert out["verification"]["passed"] is True
     assert out["report"]["created"] == account["pool"].users
     throttle.default_budget.cache_clear()
+
+
+def test_an_interrupted_restore_can_no_longer_be_approved_and_nothing_is_recorded(
+    account: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C on a restore waiting for approval: the request is no longer listed, and an approval attempt fails
+    before any decision or audit record is written."""
+    uri = _backup(account, capsys)
+    storage = {**account["storage"], "prefix": "nightly"}
+    iam = boto3.client("iam")
+    iam.create_user(UserName="approver")
+    key = iam.create_access_key(UserName="approver")["AccessKey"]
+
+    def cli(*args: str) -> list[str]:
+        return [sys.executable, "-m", "pipeline.operator.cli", *args]
+
+    requester = subprocess.Popen(
+        [*cli("restore", "--backup", uri, "--new-pool", "interrupted", "--quiet")],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    sink = restore.audit_sink(account["clients"], storage)  # type: ignore[arg-type]
+    try:
+        deadline = time.monotonic() + 120
+        while not (pending := approval.pending(sink)):
+            assert requester.poll() is None, "the restore command ended before asking for approval"
+            assert time.monotonic() < deadline, "no approval request within 120 s"
+            time.sleep(0.5)
+        request_id = pending[0].request_id
+    finally:
+        requester.send_signal(2)  # SIGINT, as Ctrl-C
+        try:
+            requester.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            requester.kill()
+            raise
+
+    def run(*args: str, access_key: str, secret: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret}
+        return subprocess.run(
+            [*cli(*args), "--bucket", storage["bucket"], "--prefix", "nightly"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    listed = run("approvals", "--json", access_key=key["AccessKeyId"], secret=key["SecretAccessKey"])
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["pending"] == []
+    assert json.loads(listed.stdout)["notWaiting"] == 1
+    approved = run("approve", request_id, access_key=key["AccessKeyId"], secret=key["SecretAccessKey"])
+    assert approved.returncode == 3, approved.stderr
+    assert "cannot reach" in approved.stderr and "Traceback" not in approved.stderr
+    events = [r["event"] for r in read_records(sink, subject_id=request_id)]
+    assert events == ["restore.requested"]

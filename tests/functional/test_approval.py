@@ -24,6 +24,7 @@ from pipeline.core.errors import (
     ApprovalAlreadyDecided,
     ApprovalExpired,
     ApprovalNotFound,
+    EndpointUnreachable,
     InvalidRequest,
     SelfApprovalRefused,
     TamperedError,
@@ -33,6 +34,7 @@ from pipeline.restore.approval import (
     ApprovalRequest,
     confirm_approval,
     decide,
+    decision_key,
     load,
     new_request_id,
     open_request,
@@ -42,6 +44,7 @@ from pipeline.restore.approval import (
     same_principal,
 )
 from pipeline.sealing.audit import AuditSink, put_document, read_records
+from pipeline.sealing.audit import exists as audit_exists
 
 BUCKET = "cb-approval-tests"
 TOKEN = "task-token-secret-4f0c9e"
@@ -62,6 +65,12 @@ class StubSFN:
 
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     fail_code: str | None = None
+    status: str = "RUNNING"  # of the waiting execution; "UNREACHABLE" stands for an engine that is gone
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:
+        if self.status == "UNREACHABLE":
+            raise botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:9/")
+        return {"executionArn": executionArn, "status": self.status}
 
     def _call(self, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         if self.fail_code is not None:
@@ -388,6 +397,21 @@ def test_dead_token_is_expired(env: Env, code: str) -> None:
     assert events[-1]["details"]["cause"] == code
 
 
+@pytest.mark.parametrize("status", ["ABORTED", "FAILED", "UNREACHABLE"])
+def test_no_decision_is_recorded_for_a_restore_that_no_longer_waits(env: Env, status: str) -> None:
+    """An interrupted or stopped restore: the decision would reach no one, so nothing of it is written."""
+    request = _request(env)
+    rid = request.request_id
+    open_request(env.sink, request, TOKEN)
+    sfn = StubSFN(status=status)
+    expected = EndpointUnreachable if status == "UNREACHABLE" else ApprovalExpired
+    with pytest.raises(expected):
+        _decide(env.sink, sfn, rid, approve=True, reason=None, approver_arn=env.bob, now=NOW)
+    assert sfn.calls == []
+    assert [r["event"] for r in read_records(env.sink, subject_id=rid)] == ["restore.requested"]
+    assert not audit_exists(env.sink, decision_key(env.sink, rid))
+
+
 def test_unknown_request(env: Env) -> None:
     with pytest.raises(ApprovalNotFound):
         load(env.sink, new_request_id(NOW))
@@ -609,9 +633,19 @@ def test_rejection_fails_a_real_execution_with_approval_rejected(engine_env: Any
 
 
 def test_a_token_no_execution_waits_on_is_expired(engine_env: Any) -> None:
-    env, _, sfn, _, _ = engine_env
-    request = _request(env)
+    env, sqs, sfn, machine, queue = engine_env
+    execution, _ = _start(sqs, sfn, machine, queue)
+    request = _request(env, execution_arn=execution)
     open_request(env.sink, request, "not-a-live-token")
     with pytest.raises(ApprovalExpired):
         _decide(env.sink, sfn, request.request_id, approve=True, reason=None, approver_arn=env.bob, now=NOW)
     assert [e for e, _ in _events(env, request.request_id)][-1] == "restore.expired"
+
+
+def test_a_restore_that_is_gone_gets_no_decision_at_all(engine_env: Any) -> None:
+    env, _, sfn, _, _ = engine_env
+    request = _request(env)  # its execution ARN names no execution
+    open_request(env.sink, request, "any-token")
+    with pytest.raises(ApprovalExpired, match="GONE"):
+        _decide(env.sink, sfn, request.request_id, approve=True, reason=None, approver_arn=env.bob, now=NOW)
+    assert [e for e, _ in _events(env, request.request_id)] == ["restore.requested"]
