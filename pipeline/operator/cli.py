@@ -102,15 +102,24 @@ def cmd_backup(args: argparse.Namespace) -> int:
     pool_ids = [check_pool_id(p) for p in args.pool_id or []]
     progress = _progress(args)
     with engine_for(args) as engine:
-        outcome = run_backup(
-            engine,
-            storage={"bucket": args.bucket, "kmsKeyArn": args.kms_key, "prefix": args.prefix},
-            pool_ids=pool_ids,
-            all_pools=args.all_pools,
-            on_event=progress,
-            on_poll=progress.tick,
-            timeout_s=args.timeout,
-        )
+        try:
+            outcome = run_backup(
+                engine,
+                storage={"bucket": args.bucket, "kmsKeyArn": args.kms_key, "prefix": args.prefix},
+                pool_ids=pool_ids,
+                all_pools=args.all_pools,
+                on_event=progress,
+                on_poll=progress.tick,
+                timeout_s=args.timeout,
+            )
+        except KeyboardInterrupt:
+            # Said before the engine shuts down, which waits for the tasks still running.
+            err(
+                "interrupted: stopping the backup (tasks still running finish their current call first). "
+                "Parts already written have no manifest, so no restore will use them; see them with "
+                f"`cognito-backuper list --incomplete --bucket {args.bucket} --prefix {args.prefix}`."
+            )
+            raise
     progress.close()
     if not outcome.succeeded:
         return _report_failure(args, engine, outcome)
@@ -149,9 +158,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from pipeline.sealing.manifest import list_backups
+    from pipeline.sealing.manifest import list_backups, list_incomplete
 
     clients = preflight()
+    if args.incomplete:
+        leftovers = list_incomplete(clients, args.bucket, args.prefix, args.pool_id)
+        lines = [f"{e['uri']}  objects={e['objects']} bytes={e['bytes']}  (no manifest)" for e in leftovers]
+        emit(args, {"incomplete": leftovers}, "\n".join(lines) if lines else "no incomplete backups found")
+        return 0
     backups = list_backups(clients, args.bucket, args.prefix, args.pool_id)
     rows = [
         f"{b['uri']}  {b.get('completedAt', '-')}  users={b.get('users', '-')} memberships={b.get('memberships', '-')}"
@@ -302,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bucket", required=True, help="the backup bucket")
     p.add_argument("--prefix", default="backups", help="key prefix inside the bucket (default: backups)")
     p.add_argument("--pool-id", metavar="ID", help="only the backups of this user pool id")
+    p.add_argument(
+        "--incomplete",
+        action="store_true",
+        help="list instead the backup folders that hold parts but no manifest (an interrupted or failed backup)",
+    )
     add_output_flags(p)
     p.set_defaults(func=cmd_list)
 

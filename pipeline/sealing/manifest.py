@@ -214,6 +214,45 @@ def list_backups(
     return sorted(entries, key=lambda e: (e["poolId"], e["backupId"], e["uri"]))
 
 
+def list_incomplete(
+    clients: Clients, bucket: str, prefix: str, pool_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Backup folders holding parts but no manifest: what an interrupted or failed backup leaves behind.
+
+    ``list`` never shows them (without a manifest nothing vouches for them); each entry names the folder, its
+    object count and size, so an operator can see what a re-run will not reuse."""
+    root = "/".join(p for p in (prefix.strip("/"),) if p)
+    search = "/".join(p for p in (root, check_pool_id(pool_id) if pool_id else "") if p)
+    search = search + "/" if search else ""
+    folders: dict[tuple[str, str], dict[str, Any]] = {}
+    probe = BackupLocation(bucket, prefix, pool_id or "", "")
+    with s3_errors(probe):
+        for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=search):
+            for item in page.get("Contents", []):
+                rest = item["Key"][len(root) + 1 if root else 0 :].split("/")
+                if len(rest) < 3:
+                    continue
+                try:
+                    found = (check_pool_id(rest[0]), check_backup_id(rest[1]))
+                except InvalidRequest:
+                    continue  # approvals/, audit/, restores/ and anything else that is not a backup folder
+                folder = folders.setdefault(found, {"objects": 0, "bytes": 0, "manifest": False})
+                folder["objects"] += 1
+                folder["bytes"] += int(item.get("Size", 0))
+                folder["manifest"] |= rest[2:] == [MANIFEST_NAME]
+    return [
+        {
+            "uri": BackupLocation(bucket, root, pool, backup).uri,
+            "poolId": pool,
+            "backupId": backup,
+            "objects": folder["objects"],
+            "bytes": folder["bytes"],
+        }
+        for (pool, backup), folder in sorted(folders.items())
+        if not folder["manifest"]
+    ]
+
+
 def validate(document: Any, *, authenticated: bool = True, where: str = "") -> None:
     """Schema check with a one-line error naming the failing field (never its value)."""
     error = best_match(_validator(authenticated).iter_errors(document))
