@@ -30,6 +30,7 @@ from pipeline.operator.cli_common import (
 from pipeline.operator.runs import EXIT_FAILED, exit_code_for
 from pipeline.restore import approval
 from pipeline.restore import steps as restore
+from pipeline.restore.report import read_report, summary_lines
 from pipeline.sealing import audit
 from pipeline.sealing.backup_reader import BackupReader
 
@@ -139,7 +140,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
             timeout_s=args.approval_timeout + args.timeout,
         )
     printer.close()
-    result = {
+    result: dict[str, Any] = {
         "status": outcome.status,
         "requestId": tracker.request_id,
         # The local engine's execution is gone once the command ends: only a deployed one can be looked up.
@@ -147,13 +148,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
         "durationSeconds": round(outcome.duration_s, 3),
     }
     if not outcome.succeeded:
-        return fail(
-            args,
-            exit_code_for(outcome.error),
-            outcome.error or "Failed",
-            f"restore did not complete ({outcome.error}): {outcome.message}",
-            **result,
-        )
+        message = f"restore did not complete ({outcome.error}): {outcome.message}"
+        if outcome.error == "RestoreNotVerified" and tracker.request_id:
+            uri, document = read_report(clients, settings["bucket"], settings["prefix"], tracker.request_id)
+            result["report"] = {"uri": uri, **_report_summary(document)}
+            message += "\n" + "\n".join([f"report {uri}", *summary_lines(document)])
+        return fail(args, exit_code_for(outcome.error), outcome.error or "Failed", message, **result)
     out = outcome.output or {}
     result.update(
         targetPoolId=out.get("targetPoolId"),
@@ -262,6 +262,20 @@ def cmd_approvals(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_summary(document: dict[str, Any]) -> dict[str, Any]:
+    keep = ("requestId", "backupUri", "target", "users", "memberships", "verification", "finishedAt")
+    return {k: document.get(k) for k in keep}
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    approval.check_request_id(args.request_id)
+    clients = preflight()
+    uri, document = read_report(clients, args.bucket, args.prefix, args.request_id)
+    payload = {"uri": uri, **_report_summary(document)}
+    emit(args, payload, "\n".join([f"report {uri}", *summary_lines(document)]))
+    return 0
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from pipeline.restore.diff import diff_pool
 
@@ -352,6 +366,18 @@ def register(sub: Any) -> None:
         p.add_argument("--reason", help="why (recorded in the audit trail)")
         add_output_flags(p)
         p.set_defaults(func=func)
+
+    p = sub.add_parser(
+        "report",
+        help="show a restore's report: where it is, its counts and its verification",
+        description="Decrypts the sealed report a restore wrote under <prefix>/restores/ and prints its summary "
+        "(counts and verification; the old-to-new id maps stay sealed).",
+    )
+    p.add_argument("request_id", metavar="REQUEST_ID", help="the restore's request id (rr-...)")
+    p.add_argument("--bucket", required=True, help="the backup bucket")
+    p.add_argument("--prefix", default="backups", help="the backup prefix (default: backups)")
+    add_output_flags(p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "approvals", help="list pending restore requests", description="Requests awaiting a decision."
