@@ -324,9 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_flags(p)
     p.set_defaults(func=cmd_list)
 
-    from pipeline.operator import restore_commands
+    from pipeline.operator import restore_commands, seed_command
 
     restore_commands.register(sub)
+    seed_command.register(sub)
     return parser
 
 
