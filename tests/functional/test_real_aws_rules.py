@@ -6,6 +6,7 @@ through a botocore event (see real_aws_doubles), so each test fails on code that
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,8 +18,9 @@ from moto import mock_aws
 from real_aws_doubles import refuse_call
 
 from pipeline.backup import steps as backup
+from pipeline.cognito.reading import list_users_page
 from pipeline.core.aws import Clients, default_clients, make_clients
-from pipeline.core.errors import AuditRecordExists, KeyAccessDenied
+from pipeline.core.errors import AuditRecordExists, KeyAccessDenied, PaginationTokenExpired
 from pipeline.operator import demo, seed
 from pipeline.sealing import audit, store
 from pipeline.sealing.audit import AuditSink
@@ -139,3 +141,51 @@ def test_a_conflicting_manifest_write_is_retried(no_backoff: None) -> None:
         manifest = write_manifest.handler(state)
         assert attempts == ["manifest.json", "manifest.json"]
         assert manifest["users"] == pool.users
+
+
+# --- Cognito: an expired ListUsers token ---------------------------------------------------------------------
+
+# What Cognito answers for a stale or foreign PaginationToken (aws/aws-sdk-js#3705 quotes it in full).
+PAGING_MARKER_INVALID = (
+    "Paging marker CAISsAIIARKJAggDEoQC is invalid for request adaa2d40-d1bd-4da4-ab5c-ed2a2e20b341"
+)
+
+
+def _list_users_answers(cognito: Any, code: str, message: str) -> None:
+    def rule(params: dict[str, Any], operation: str) -> tuple[str, str, int] | None:
+        if operation == "ListUsers" and "PaginationToken" in json.loads(params["body"] or b"{}"):
+            return code, message, 400
+        return None
+
+    refuse_call(cognito, rule)
+
+
+@pytest.fixture
+def pool(clients: Clients) -> str:
+    return str(clients.cognito.create_user_pool(PoolName="p")["UserPool"]["Id"])
+
+
+def test_cognitos_paging_marker_reply_is_an_expired_token(clients: Clients, pool: str) -> None:
+    _list_users_answers(clients.cognito, "InvalidParameterException", PAGING_MARKER_INVALID)
+    with pytest.raises(PaginationTokenExpired, match=pool):
+        list_users_page(clients.cognito, pool, sub_prefix="a", token="stale")
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        # A malformed request that mentions a token is not an expired token: restarting the shard would loop.
+        (
+            "InvalidParameterException",
+            "1 validation error detected: Value at 'paginationToken' failed to satisfy constraint",
+        ),
+        ("InvalidParameterException", "Invalid pagination token"),
+        ("InvalidToken", "Invalid Token: Invalid token"),  # moto's own reply, which Cognito never sends
+    ],
+)
+def test_other_refusals_are_not_taken_for_an_expired_token(
+    clients: Clients, pool: str, code: str, message: str
+) -> None:
+    _list_users_answers(clients.cognito, code, message)
+    with pytest.raises(botocore.exceptions.ClientError, match=code):
+        list_users_page(clients.cognito, pool, token="something")
