@@ -185,6 +185,7 @@ class TargetPool(TypedDict):
     groupsCreated: int
     conflicts: int
     tempClientId: str | None
+    droppedFields: NotRequired[list[str]]  # request fields a new pool could not take: names, never values
 
 
 class RestoreCounts(TypedDict):

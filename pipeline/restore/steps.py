@@ -262,6 +262,7 @@ def restore_pool_config(clients: Clients, request: RestoreRequest) -> TargetPool
         "groupsCreated": result.groups_created,
         "conflicts": len(result.conflicts),
         "tempClientId": result.temp_client_id,
+        "droppedFields": result.dropped,
     }
 
 
@@ -458,6 +459,7 @@ def write_report(clients: Clients, state: Mapping[str, Any]) -> RestoreReportSum
         "memberships": memberships,
         "groupsCreated": target["groupsCreated"],
         "configConflicts": target["conflicts"],
+        "droppedFields": target.get("droppedFields", []),
         "verification": verification,
         "idMapObjects": idmaps,  # old -> new username and sub, per restored user
         "diffObject": ws.root + "diff.bin",
