@@ -315,6 +315,7 @@ def restore_users(
             username_attributes=username_attributes,
             password_policy=policy,
             temp_client_id=target["tempClientId"],
+            owns_pool=target["created"],
         )
         outcomes.append(asdict(outcome))
         counts[

@@ -186,27 +186,38 @@ def _create(
         username, sub = live.username, live.sub
         if status not in ("CONFIRMED", "FORCE_CHANGE_PASSWORD"):
             note = f"status FORCE_CHANGE_PASSWORD instead of {status or 'unknown'}: no message may be sent"
-    # Disable before the password: a re-run recognises an unfinished user by its status (_finish_interrupted).
-    if not record.get("enabled", True):
-        cognito.admin_disable_user(UserPoolId=pool_id, Username=username)
+    # The password before disabling: Cognito refuses AdminSetUserPassword for a disabled user. A run stopped
+    # in between leaves an enabled CONFIRMED user, which a re-run disables only in a pool it created.
     if status == "CONFIRMED":
         _set_password(cognito, pool_id, username, policy)
+    if not record.get("enabled", True):
+        cognito.admin_disable_user(UserPoolId=pool_id, Username=username)
     return UserOutcome(str(record["username"]), username, _old_sub(record), sub, CREATED, note)
 
 
 def _finish_interrupted(
-    cognito: CognitoIdentityProviderClient, pool_id: str, record: Mapping[str, Any], live: _Live, policy: Any
+    cognito: CognitoIdentityProviderClient,
+    pool_id: str,
+    record: Mapping[str, Any],
+    live: _Live,
+    policy: Any,
+    owns_pool: bool,
 ) -> list[str]:
     """Complete a user whose creation was interrupted by an earlier run; return the steps done.
 
     An existing user is otherwise never changed (a merge does not overwrite). The exception: a user that has
     never signed in (FORCE_CHANGE_PASSWORD or UNCONFIRMED) while the backup says it should be disabled, CONFIRMED,
     or carry verified flags is taken to be ours, created by a run that stopped before its follow-up calls;
-    :func:`_create` orders those calls (disable, then password) so that the status shows what is missing.
-    A user already CONFIRMED is never touched. Caveat for merges into an existing pool: a pre-existing user
-    that was invited but never signed in matches this rule too, and gets the backup's state.
+    :func:`_create` sets the password before disabling (Cognito refuses the password of a disabled user), so a
+    run stopped in between leaves an enabled CONFIRMED user: in a pool this restore created (``owns_pool``)
+    every user is ours, and that one is disabled; elsewhere a CONFIRMED user is never touched. Caveat for merges
+    into an existing pool: a pre-existing user that was invited but never signed in matches this rule too, and
+    gets the backup's state.
     """
     if live.status not in NOT_SIGNED_IN:
+        if owns_pool and live.status == "CONFIRMED" and live.enabled and not record.get("enabled", True):
+            cognito.admin_disable_user(UserPoolId=pool_id, Username=live.username)
+            return ["disabled"]
         return []
     done = []
     if live.status == "UNCONFIRMED":
@@ -217,12 +228,16 @@ def _finish_interrupted(
                 UserPoolId=pool_id, Username=live.username, UserAttributes=_attribute_list(missing)
             )
             done.append("verified flags set")
+    if live.status == "FORCE_CHANGE_PASSWORD" and record.get("status") == "CONFIRMED":
+        if not live.enabled:  # disabled by an older run that disabled first: the password needs it enabled
+            cognito.admin_enable_user(UserPoolId=pool_id, Username=live.username)
+        _set_password(cognito, pool_id, live.username, policy)
+        done.append("confirmed with a random password")
+        if not live.enabled and not record.get("enabled", True):
+            cognito.admin_disable_user(UserPoolId=pool_id, Username=live.username)
     if live.enabled and not record.get("enabled", True):
         cognito.admin_disable_user(UserPoolId=pool_id, Username=live.username)
         done.append("disabled")
-    if live.status == "FORCE_CHANGE_PASSWORD" and record.get("status") == "CONFIRMED":
-        _set_password(cognito, pool_id, live.username, policy)
-        done.append("confirmed with a random password")
     return done
 
 
@@ -243,6 +258,7 @@ def restore_user(
     username_attributes: Sequence[str],
     password_policy: Mapping[str, Any] | None,
     temp_client_id: str | None,
+    owns_pool: bool = False,
 ) -> UserOutcome:
     """Create one backed-up user (a record of :func:`pipeline.cognito.reading.user_record`) in ``pool_id``.
 
@@ -269,7 +285,7 @@ def restore_user(
                 if live is None:
                     taken = f"{code}: the e-mail or phone number belongs to another user"
                     return UserOutcome(old_username, None, old_sub, None, FAILED, taken)
-                done = _finish_interrupted(cognito, pool_id, record, live, password_policy)
+                done = _finish_interrupted(cognito, pool_id, record, live, password_policy, owns_pool)
                 finished = f"finished an interrupted restore: {', '.join(done)}" if done else None
                 return UserOutcome(old_username, live.username, old_sub, live.sub, EXISTING, finished)
         except botocore.exceptions.ClientError as exc:

@@ -22,6 +22,8 @@ from pipeline.cognito.reading import list_users_page
 from pipeline.core.aws import Clients, default_clients, make_clients
 from pipeline.core.errors import AuditRecordExists, KeyAccessDenied, PaginationTokenExpired
 from pipeline.operator import demo, seed
+from pipeline.restore.pool_restore import finalize_new_pool, restore_pool_config
+from pipeline.restore.user_restore import restore_user
 from pipeline.sealing import audit, store
 from pipeline.sealing.audit import AuditSink
 from tasks import write_manifest
@@ -189,3 +191,180 @@ def test_other_refusals_are_not_taken_for_an_expired_token(
     _list_users_answers(clients.cognito, code, message)
     with pytest.raises(botocore.exceptions.ClientError, match=code):
         list_users_page(clients.cognito, pool, token="something")
+
+
+# --- Cognito: what CreateUserPool and friends refuse ----------------------------------------------------------
+
+REQUIRE_VERIFICATION = (
+    "All attributes in AttributesRequireVerificationBeforeUpdate must exist in AutoVerifiedAttributes"
+)
+
+
+def _cognito_pool_rules(cognito: Any) -> list[str]:
+    """Cognito's documented refusals that moto does not make; returns the operations each refused."""
+    refused: list[str] = []
+
+    def rule(params: dict[str, Any], operation: str) -> tuple[str, str, int] | None:
+        body = json.loads(params["body"] or b"{}")
+        reason = None
+        if operation in ("CreateUserPool", "UpdateUserPool"):
+            required = (body.get("UserAttributeUpdateSettings") or {}).get(
+                "AttributesRequireVerificationBeforeUpdate"
+            )
+            if required and not set(required) <= set(body.get("AutoVerifiedAttributes") or []):
+                reason = REQUIRE_VERIFICATION
+        if operation == "CreateIdentityProvider" and "ActiveEncryptionCertificate" in (
+            body.get("ProviderDetails") or {}
+        ):
+            reason = "ActiveEncryptionCertificate is a read-only provider detail"
+        if operation == "SetUserPoolMfaConfig" and (body.get("WebAuthnConfiguration") or {}).get(
+            "RelyingPartyId"
+        ):
+            reason = "The relying party ID must be a domain of this user pool"  # the new pool owns none yet
+        if reason is None:
+            return None
+        refused.append(operation)
+        return "InvalidParameterException", reason, 400
+
+    refuse_call(cognito, rule)
+    return refused
+
+
+def _backed_up_config() -> dict[str, Any]:
+    return {
+        "pool": {
+            "Id": "us-east-1_Source1",
+            "Name": "source",
+            "Arn": "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_Source1",
+            "EstimatedNumberOfUsers": 3,
+            "AutoVerifiedAttributes": ["email"],
+            "UserAttributeUpdateSettings": {"AttributesRequireVerificationBeforeUpdate": ["email"]},
+            "DeletionProtection": "ACTIVE",
+            "Policies": {"PasswordPolicy": {"MinimumLength": 12}},
+            "EmailConfigurationFailure": "none",
+            "SchemaAttributes": [],
+        },
+        "mfaConfig": {
+            "MfaConfiguration": "OPTIONAL",
+            "SoftwareTokenMfaConfiguration": {"Enabled": True},
+            "WebAuthnConfiguration": {"RelyingPartyId": "source.auth.us-east-1.amazoncognito.com"},
+        },
+        "identityProviders": [
+            {
+                "ProviderName": "Corp",
+                "ProviderType": "SAML",
+                "ProviderDetails": {
+                    "MetadataURL": "https://idp.example.com/metadata",
+                    "ActiveEncryptionCertificate": "MIIC-source-pool-certificate",
+                },
+                "AttributeMapping": {"email": "mail"},
+                "CreationDate": "2026-01-01T00:00:00+00:00",
+            }
+        ],
+        "groups": [],
+        "appClients": [],
+        "resourceServers": [],
+    }
+
+
+def test_a_new_pool_gets_update_settings_with_auto_verification_and_only_what_it_can_take(
+    clients: Clients,
+) -> None:
+    refused = _cognito_pool_rules(clients.cognito)
+    config = _backed_up_config()
+    result = restore_pool_config(
+        clients.cognito, config, source="us-east-1_Source1/b1", new_pool_name="restored"
+    )
+    assert refused == []
+    created = clients.cognito.describe_user_pool(UserPoolId=result.pool_id)["UserPool"]
+    # Nothing that could send a message or block deleting a half-restored pool before the users are in.
+    assert not created.get("AutoVerifiedAttributes")
+    assert created.get("DeletionProtection", "INACTIVE") == "INACTIVE"
+
+    finalize_new_pool(clients.cognito, result.pool_id, config, result.temp_client_id)
+    assert refused == []
+    final = clients.cognito.describe_user_pool(UserPoolId=result.pool_id)["UserPool"]
+    assert final["AutoVerifiedAttributes"] == ["email"]
+    assert final["UserAttributeUpdateSettings"] == {"AttributesRequireVerificationBeforeUpdate": ["email"]}
+    assert final["DeletionProtection"] == "ACTIVE"
+
+    assert sorted(result.dropped) == [
+        "CreateIdentityProvider Corp: ProviderDetails.ActiveEncryptionCertificate",
+        "SetUserPoolMfaConfig: WebAuthnConfiguration.RelyingPartyId",
+    ]
+    assert "MIIC" not in json.dumps(result.dropped)  # names only
+    provider = clients.cognito.describe_identity_provider(UserPoolId=result.pool_id, ProviderName="Corp")
+    assert (
+        provider["IdentityProvider"]["ProviderDetails"]["MetadataURL"] == "https://idp.example.com/metadata"
+    )
+
+
+def test_a_field_create_user_pool_does_not_know_is_reported_by_name(clients: Clients) -> None:
+    config = _backed_up_config()
+    config["pool"]["FutureSetting"] = {"Secret": "value-never-reported"}
+    result = restore_pool_config(clients.cognito, config, source="us-east-1_Source1/b1", new_pool_name="r2")
+    assert "CreateUserPool: FutureSetting" in result.dropped
+    assert not any(name.startswith("CreateUserPool: Id") for name in result.dropped)
+    assert "value-never-reported" not in json.dumps(result.dropped)
+
+
+# --- Cognito: no password for a disabled user ---------------------------------------------------------------
+
+
+def _refuse_passwords_of_disabled_users(cognito: Any) -> list[str]:
+    """Cognito answers AdminSetUserPassword for a disabled user with NotAuthorizedException; moto sets it."""
+    disabled: set[str] = set()
+    refused: list[str] = []
+
+    def rule(params: dict[str, Any], operation: str) -> tuple[str, str, int] | None:
+        body = json.loads(params["body"] or b"{}")
+        user = str(body.get("Username", ""))
+        if operation == "AdminDisableUser":
+            disabled.add(user)
+        elif operation == "AdminEnableUser":
+            disabled.discard(user)
+        elif operation == "AdminSetUserPassword" and user in disabled:
+            refused.append(user)
+            return "NotAuthorizedException", "User is disabled.", 400
+        return None
+
+    refuse_call(cognito, rule)
+    return refused
+
+
+def _confirmed_disabled(username: str) -> dict[str, Any]:
+    return {
+        "username": username,
+        "attributes": {"sub": "old-sub", "email": f"{username}@example.com", "email_verified": "true"},
+        "enabled": False,
+        "status": "CONFIRMED",
+    }
+
+
+def test_a_disabled_confirmed_user_gets_its_password_before_it_is_disabled(
+    clients: Clients, pool: str
+) -> None:
+    refused = _refuse_passwords_of_disabled_users(clients.cognito)
+    kwargs: dict[str, Any] = {"username_attributes": [], "password_policy": None, "temp_client_id": None}
+    outcome = restore_user(clients.cognito, pool, _confirmed_disabled("dora"), **kwargs)
+    assert (outcome.result, refused) == ("created", [])
+    user = clients.cognito.admin_get_user(UserPoolId=pool, Username="dora")
+    assert (user["UserStatus"], user["Enabled"]) == ("CONFIRMED", False)
+
+
+def test_a_run_stopped_between_password_and_disable_is_finished_in_a_pool_it_created(
+    clients: Clients, pool: str
+) -> None:
+    _refuse_passwords_of_disabled_users(clients.cognito)
+    cognito = clients.cognito
+    cognito.admin_create_user(UserPoolId=pool, Username="ed", MessageAction="SUPPRESS")
+    cognito.admin_set_user_password(
+        UserPoolId=pool, Username="ed", Password="Aa1!" + "x" * 16, Permanent=True
+    )
+    kwargs: dict[str, Any] = {"username_attributes": [], "password_policy": None, "temp_client_id": None}
+    merged = restore_user(cognito, pool, _confirmed_disabled("ed"), **kwargs)
+    assert (merged.result, merged.note) == ("existing", None)  # someone else's pool: never changed
+    assert cognito.admin_get_user(UserPoolId=pool, Username="ed")["Enabled"] is True
+    owned = restore_user(cognito, pool, _confirmed_disabled("ed"), **kwargs, owns_pool=True)
+    assert owned.note == "finished an interrupted restore: disabled"
+    assert cognito.admin_get_user(UserPoolId=pool, Username="ed")["Enabled"] is False
