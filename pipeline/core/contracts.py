@@ -229,6 +229,8 @@ class RestoreVerification(TypedDict):
     passed: bool
     usersCompared: int
     differences: dict[str, int]
+    # What a restore changes on purpose (federated, reset_required, unconfirmed_fallback...): counts, no names.
+    expectedDifferences: NotRequired[dict[str, int]]
 
 
 class RestoreReportSummary(TypedDict):

@@ -91,3 +91,20 @@ def refuse_call(client: Any, rule: CallRule) -> None:
 
     service = client.meta.service_model.service_id.hyphenize()
     client.meta.events.register(f"before-call.{service}", handler)
+
+
+AnswerRule = Callable[[dict[str, Any], str], dict[str, Any] | None]
+
+
+def answer_call(client: Any, rule: AnswerRule) -> None:
+    """Like :func:`refuse_call`, but a dict ``rule`` returns is served as the call's successful response."""
+
+    def handler(params: dict[str, Any], model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        answer = rule(params, model.name)
+        if answer is None:
+            return None
+        http = AWSResponse("https://injected.invalid/", 200, _headers({}), _Raw(b""))
+        return http, {**answer, "ResponseMetadata": {"HTTPStatusCode": 200, "RequestId": "injected"}}
+
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(f"before-call.{service}", handler)
