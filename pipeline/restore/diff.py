@@ -54,7 +54,9 @@ class DiffReport:
     users_compared: int = 0
     extra_allowed: bool = True  # extras are reported but do not make the pool differ
     notes: list[str] = field(default_factory=list)  # explanations without user data
-    expected: dict[str, list[str]] = field(default_factory=dict)  # kind -> users (or "group: user") restored so
+    expected: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # kind -> users (or "group: user") restored so
 
     def expect(self, kind: str, name: str) -> None:
         self.expected.setdefault(kind, []).append(name)

@@ -417,7 +417,9 @@ def _may_be_stale(report: diff.DiffReport) -> bool:
     counts = report.counts()
     stale = {"users_missing", "memberships_missing", "users_extra", "memberships_extra"}
     return any(counts[k] for k in stale) and not any(
-        v for k, v in counts.items() if k not in stale and k != "users_compared" and not k.startswith("expected_")
+        v
+        for k, v in counts.items()
+        if k not in stale and k != "users_compared" and not k.startswith("expected_")
     )
 
 

@@ -113,17 +113,25 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _find(cognito: CognitoIdentityProviderClient, pool_id: str, name: str, kind: str) -> _Live | None:
-    if kind != "username":
-        page = cognito.list_users(UserPoolId=pool_id, Filter=f'{kind} = "{_quote(name)}"', Limit=2)
-        users = page.get("Users", [])
-        return _live(users[0], "Attributes") if users else None
+def _get(cognito: CognitoIdentityProviderClient, pool_id: str, username: str) -> _Live | None:
     try:
-        return _live(cognito.admin_get_user(UserPoolId=pool_id, Username=name), "UserAttributes")
+        return _live(cognito.admin_get_user(UserPoolId=pool_id, Username=username), "UserAttributes")
     except botocore.exceptions.ClientError as exc:
         if error_code(exc) == "UserNotFoundException":
             return None
         raise
+
+
+def _find(cognito: CognitoIdentityProviderClient, pool_id: str, name: str, kind: str) -> _Live | None:
+    """The user signing in as ``name``. AdminGetUser first: it reads what was just written, and takes an
+    e-mail or phone username too, while ListUsers is eventually consistent. The filtered listing is left for
+    a value AdminGetUser cannot resolve (an e-mail or phone that is no user's sign-in name yet)."""
+    live = _get(cognito, pool_id, name)
+    if live is not None or kind == "username":
+        return live
+    page = cognito.list_users(UserPoolId=pool_id, Filter=f'{kind} = "{_quote(name)}"', Limit=2)
+    users = page.get("Users", [])
+    return _live(users[0], "Attributes") if users else None
 
 
 def _set_password(cognito: CognitoIdentityProviderClient, pool_id: str, username: str, policy: Any) -> None:
@@ -154,10 +162,13 @@ def _sign_up(
         cognito.admin_update_user_attributes(
             UserPoolId=pool_id, Username=name, UserAttributes=_attribute_list(by_admin)
         )
+    sub = signed_up.get("UserSub")
     if kind == "username":
-        return name, signed_up.get("UserSub")
-    live = _find(cognito, pool_id, name, kind)
-    return (live.username, live.sub) if live else (name, signed_up.get("UserSub"))
+        return name, sub
+    # In e-mail or phone username pools the username is new: read it back by sub (AdminGetUser takes the sub
+    # as the username), never from ListUsers, which may not list the user yet.
+    live = _get(cognito, pool_id, sub) if sub else None
+    return (live.username, live.sub) if live else (name, sub)
 
 
 def _create(

@@ -15,7 +15,7 @@ import botocore.exceptions
 import pytest
 import task_chain
 from moto import mock_aws
-from real_aws_doubles import refuse_call
+from real_aws_doubles import answer_call, refuse_call
 
 from pipeline.backup import steps as backup
 from pipeline.cognito.reading import list_users_page
@@ -368,3 +368,62 @@ def test_a_run_stopped_between_password_and_disable_is_finished_in_a_pool_it_cre
     owned = restore_user(cognito, pool, _confirmed_disabled("ed"), **kwargs, owns_pool=True)
     assert owned.note == "finished an interrupted restore: disabled"
     assert cognito.admin_get_user(UserPoolId=pool, Username="ed")["Enabled"] is False
+
+
+# --- Cognito: ListUsers lags behind writes ---------------------------------------------------------------------
+
+
+def _listing_lags(cognito: Any) -> None:
+    """ListUsers has not caught up with the users just written (it is eventually consistent)."""
+    answer_call(cognito, lambda _params, operation: {"Users": []} if operation == "ListUsers" else None)
+
+
+@pytest.fixture
+def email_pool(clients: Clients) -> tuple[str, str]:
+    cognito = clients.cognito
+    pool_id = str(cognito.create_user_pool(PoolName="e", UsernameAttributes=["email"])["UserPool"]["Id"])
+    client = cognito.create_user_pool_client(UserPoolId=pool_id, ClientName="t")["UserPoolClient"]["ClientId"]
+    return pool_id, str(client)
+
+
+EMAIL_KWARGS: dict[str, Any] = {"username_attributes": ["email"], "password_policy": None}
+
+
+def _unconfirmed(old_username: str, email: str) -> dict[str, Any]:
+    return {
+        "username": old_username,
+        "attributes": {"sub": "old", "email": email},
+        "enabled": True,
+        "status": "UNCONFIRMED",
+    }
+
+
+def test_a_signed_up_user_is_read_back_without_listing(clients: Clients, email_pool: tuple[str, str]) -> None:
+    pool_id, client_id = email_pool
+    _listing_lags(clients.cognito)
+    outcome = restore_user(
+        clients.cognito,
+        pool_id,
+        _unconfirmed("old-id", "fay@example.com"),
+        **EMAIL_KWARGS,
+        temp_client_id=client_id,
+    )
+    live = clients.cognito.admin_get_user(UserPoolId=pool_id, Username="fay@example.com")
+    sub = next(a["Value"] for a in live["UserAttributes"] if a["Name"] == "sub")
+    assert (outcome.result, outcome.new_username, outcome.new_sub) == ("created", live["Username"], sub)
+
+
+def test_a_user_created_by_an_interrupted_run_is_found_without_listing(
+    clients: Clients, email_pool: tuple[str, str]
+) -> None:
+    pool_id, _ = email_pool
+    first = clients.cognito.admin_create_user(
+        UserPoolId=pool_id,
+        Username="gus@example.com",
+        UserAttributes=[{"Name": "email", "Value": "gus@example.com"}],
+        MessageAction="SUPPRESS",
+    )["User"]
+    _listing_lags(clients.cognito)
+    record = {**_unconfirmed("old-id", "gus@example.com"), "status": "FORCE_CHANGE_PASSWORD"}
+    outcome = restore_user(clients.cognito, pool_id, record, **EMAIL_KWARGS, temp_client_id=None)
+    assert (outcome.result, outcome.new_username) == ("existing", first["Username"])
