@@ -316,6 +316,7 @@ def restore_users(
             password_policy=policy,
             temp_client_id=target["tempClientId"],
             owns_pool=target["created"],
+            alias_attributes=pool.get("AliasAttributes") or [],
         )
         outcomes.append(asdict(outcome))
         counts[

@@ -13,6 +13,11 @@ Fidelity rules (what a restored user looks like):
   so no code is sent); where there is no such client, the user is created FORCE_CHANGE_PASSWORD (nobody knows
   its temporary password, so it cannot sign in either) and the outcome says so. RESET_REQUIRED and other
   states also become FORCE_CHANGE_PASSWORD: AdminResetUserPassword would send a message.
+- ``preferred_username`` in pools where it is an alias: Cognito refuses it on an unconfirmed account ("Preferred
+  username cannot be provided for unconfirmed account, since user pool is configured for preferred username
+  alias"; an alias belongs to confirmed accounts only, so setting it after SignUp is no way out either). Such an
+  UNCONFIRMED user is created FORCE_CHANGE_PASSWORD with the attribute, as without SignUp: keeping the
+  attribute (how the user signs in) outweighs keeping a status it cannot sign in with anyway.
 - Federated users (EXTERNAL_PROVIDER) cannot be created: Cognito recreates them at their next sign-in through
   their identity provider. They are reported as "federated"; nothing is linked.
 
@@ -178,12 +183,14 @@ def _create(
     sign_in: tuple[str, str],
     policy: Any,
     temp_client_id: str | None,
+    alias_attributes: Sequence[str],
 ) -> UserOutcome:
     name, kind = sign_in
     attributes = _writable(record.get("attributes") or {})
     status = str(record.get("status") or "")
     note: str | None = None
-    if status == "UNCONFIRMED" and temp_client_id:
+    alias_refused = "preferred_username" in alias_attributes and bool(attributes.get("preferred_username"))
+    if status == "UNCONFIRMED" and temp_client_id and not alias_refused:
         username, sub = _sign_up(cognito, pool_id, name, kind, attributes, policy, temp_client_id)
     else:
         created = cognito.admin_create_user(
@@ -195,7 +202,10 @@ def _create(
         )["User"]
         live = _live(created, "Attributes")
         username, sub = live.username, live.sub
-        if status not in ("CONFIRMED", "FORCE_CHANGE_PASSWORD"):
+        if status == "UNCONFIRMED" and temp_client_id and alias_refused:
+            note = "status FORCE_CHANGE_PASSWORD instead of UNCONFIRMED: an unconfirmed account cannot hold the "
+            note += "preferred_username alias"
+        elif status not in ("CONFIRMED", "FORCE_CHANGE_PASSWORD"):
             note = f"status FORCE_CHANGE_PASSWORD instead of {status or 'unknown'}: no message may be sent"
     # The password before disabling: Cognito refuses AdminSetUserPassword for a disabled user. A run stopped
     # in between leaves an enabled CONFIRMED user, which a re-run disables only in a pool it created.
@@ -270,6 +280,7 @@ def restore_user(
     password_policy: Mapping[str, Any] | None,
     temp_client_id: str | None,
     owns_pool: bool = False,
+    alias_attributes: Sequence[str] = (),
 ) -> UserOutcome:
     """Create one backed-up user (a record of :func:`pipeline.cognito.reading.user_record`) in ``pool_id``.
 
@@ -287,7 +298,9 @@ def restore_user(
     with pool_errors(pool_id):
         try:
             try:
-                return _create(cognito, pool_id, record, sign_in, password_policy, temp_client_id)
+                return _create(
+                    cognito, pool_id, record, sign_in, password_policy, temp_client_id, alias_attributes
+                )
             except botocore.exceptions.ClientError as exc:
                 code = error_code(exc)
                 if code not in ("UsernameExistsException", "AliasExistsException"):

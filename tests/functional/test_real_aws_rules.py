@@ -427,3 +427,81 @@ def test_a_user_created_by_an_interrupted_run_is_found_without_listing(
     record = {**_unconfirmed("old-id", "gus@example.com"), "status": "FORCE_CHANGE_PASSWORD"}
     outcome = restore_user(clients.cognito, pool_id, record, **EMAIL_KWARGS, temp_client_id=None)
     assert (outcome.result, outcome.new_username) == ("existing", first["Username"])
+
+
+# --- Cognito: preferred_username on an unconfirmed account -----------------------------------------------------
+
+PREFERRED_ALIAS_REFUSED = (
+    "Preferred username cannot be provided for unconfirmed account, since user pool is configured for preferred "
+    "username alias."
+)
+
+
+def _refuse_preferred_username_while_unconfirmed(cognito: Any) -> None:
+    """SignUp (and any write to an unconfirmed account) may not carry preferred_username in an alias pool."""
+
+    def unconfirmed(body: dict[str, Any]) -> bool:
+        user = cognito.admin_get_user(UserPoolId=body["UserPoolId"], Username=body["Username"])
+        return bool(user["UserStatus"] == "UNCONFIRMED")
+
+    def rule(params: dict[str, Any], operation: str) -> tuple[str, str, int] | None:
+        body = json.loads(params["body"] or b"{}")
+        if "preferred_username" not in {a["Name"] for a in body.get("UserAttributes") or []}:
+            return None
+        if operation == "SignUp" or (operation == "AdminUpdateUserAttributes" and unconfirmed(body)):
+            return "InvalidParameterException", PREFERRED_ALIAS_REFUSED, 400
+        return None
+
+    refuse_call(cognito, rule)
+
+
+def test_an_unconfirmed_user_keeps_its_preferred_username_in_an_alias_pool(clients: Clients) -> None:
+    cognito = clients.cognito
+    pool_id = cognito.create_user_pool(PoolName="a", AliasAttributes=["preferred_username", "email"])[
+        "UserPool"
+    ]["Id"]
+    client_id = cognito.create_user_pool_client(UserPoolId=pool_id, ClientName="t")["UserPoolClient"][
+        "ClientId"
+    ]
+    _refuse_preferred_username_while_unconfirmed(cognito)
+    record = {
+        "username": "hal",
+        "attributes": {"sub": "old", "email": "hal@example.com", "preferred_username": "hally"},
+        "enabled": True,
+        "status": "UNCONFIRMED",
+    }
+    outcome = restore_user(
+        cognito,
+        pool_id,
+        record,
+        username_attributes=[],
+        password_policy=None,
+        temp_client_id=client_id,
+        alias_attributes=["preferred_username", "email"],
+    )
+    assert outcome.result == "created", outcome
+    assert outcome.note is not None and "preferred_username" in outcome.note
+    user = cognito.admin_get_user(UserPoolId=pool_id, Username="hal")
+    assert {a["Name"]: a["Value"] for a in user["UserAttributes"]}["preferred_username"] == "hally"
+    assert user["UserStatus"] == "FORCE_CHANGE_PASSWORD"
+
+
+def test_an_unconfirmed_user_without_the_alias_still_signs_up(clients: Clients) -> None:
+    cognito = clients.cognito
+    pool_id = cognito.create_user_pool(PoolName="a", AliasAttributes=["preferred_username"])["UserPool"]["Id"]
+    client_id = cognito.create_user_pool_client(UserPoolId=pool_id, ClientName="t")["UserPoolClient"][
+        "ClientId"
+    ]
+    _refuse_preferred_username_while_unconfirmed(cognito)
+    record = {"username": "ida", "attributes": {"sub": "old", "email": "ida@example.com"}, "enabled": True}
+    outcome = restore_user(
+        cognito,
+        pool_id,
+        {**record, "status": "UNCONFIRMED"},
+        username_attributes=[],
+        password_policy=None,
+        temp_client_id=client_id,
+        alias_attributes=["preferred_username"],
+    )
+    assert (outcome.result, outcome.note) == ("created", None)
+    assert cognito.admin_get_user(UserPoolId=pool_id, Username="ida")["UserStatus"] == "UNCONFIRMED"
