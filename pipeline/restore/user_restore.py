@@ -249,13 +249,10 @@ def _finish_interrupted(
                 UserPoolId=pool_id, Username=live.username, UserAttributes=_attribute_list(missing)
             )
             done.append("verified flags set")
-    if live.status == "FORCE_CHANGE_PASSWORD" and record.get("status") == "CONFIRMED":
-        if not live.enabled:  # disabled by an older run that disabled first: the password needs it enabled
-            cognito.admin_enable_user(UserPoolId=pool_id, Username=live.username)
+    # A disabled user takes no password; this run's order never leaves one disabled before its password.
+    if live.status == "FORCE_CHANGE_PASSWORD" and record.get("status") == "CONFIRMED" and live.enabled:
         _set_password(cognito, pool_id, live.username, policy)
         done.append("confirmed with a random password")
-        if not live.enabled and not record.get("enabled", True):
-            cognito.admin_disable_user(UserPoolId=pool_id, Username=live.username)
     if live.enabled and not record.get("enabled", True):
         cognito.admin_disable_user(UserPoolId=pool_id, Username=live.username)
         done.append("disabled")
