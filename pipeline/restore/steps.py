@@ -431,22 +431,25 @@ def verify_restore(
     shard_results: list[Any],
     *,
     settle_s: float = VERIFY_SETTLE_S,
+    budget_s: float = float("inf"),
     clock: Clock = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RestoreVerification:
     """The diff command's comparison, restricted to the selection; extras are fine in an existing pool.
 
     Expected differences (federated, RESET_REQUIRED and UNCONFIRMED-fallback users) are counted apart and do
-    not fail it. Gaps a stale listing can explain are looked at again, with growing waits, for ``settle_s``.
+    not fail it. Gaps a stale listing can explain are looked at again, with growing waits, for ``settle_s``,
+    and never past ``budget_s`` (the invocation's time): a comparison is not started that could not end in it.
     """
     if len(shard_results) != len(request["shards"]) or not all(r and r.get("done") for r in shard_results):
         raise IncompleteBackup("not every shard of the restore reported completion")
     reader = _reader(clients, request)
     selection = _load_selection(clients, request)
     names = username_map(clients, request, reader)
-    deadline = clock() + settle_s
+    start = clock()
     wait = VERIFY_FIRST_WAIT_S
     while True:
+        began = clock()
         report = diff.diff_pool(
             clients.cognito,
             reader,
@@ -456,7 +459,10 @@ def verify_restore(
             username_map=names,
             extra_allowed=request["target"]["mode"] == "existing",
         )
-        if report.identical or not _may_be_stale(report) or clock() + wait > deadline:
+        now = clock()
+        if report.identical or not _may_be_stale(report):
+            break
+        if now + wait > start + settle_s or now + wait + (now - began) > start + budget_s:
             break
         log.info("verification found only listing gaps; looking again in %.0f s", wait)
         sleep(wait)

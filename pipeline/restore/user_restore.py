@@ -203,7 +203,9 @@ def _create(
         live = _live(created, "Attributes")
         username, sub = live.username, live.sub
         if status == "UNCONFIRMED" and temp_client_id and alias_refused:
-            note = "status FORCE_CHANGE_PASSWORD instead of UNCONFIRMED: an unconfirmed account cannot hold the "
+            note = (
+                "status FORCE_CHANGE_PASSWORD instead of UNCONFIRMED: an unconfirmed account cannot hold the "
+            )
             note += "preferred_username alias"
         elif status not in ("CONFIRMED", "FORCE_CHANGE_PASSWORD"):
             note = f"status FORCE_CHANGE_PASSWORD instead of {status or 'unknown'}: no message may be sent"

@@ -173,3 +173,22 @@ def test_an_unexpected_difference_still_fails(world: World) -> None:
     assert report.status_differences == [
         "carl"
     ]  # CONFIRMED restored as FORCE_CHANGE_PASSWORD is not expected
+
+
+def test_no_comparison_starts_that_the_invocation_could_not_finish(world: World) -> None:
+    request, target = _restored(world)
+    _stale_listings(world, times=10_000)
+    clock = _Clock()
+    real_sleep = clock.sleep
+
+    def slow_listing(model: Any, **_: Any) -> None:
+        if model.name == "ListUsers":
+            clock.now += 30  # each comparison takes 30 s of the invocation's time
+
+    world.clients.cognito.meta.events.register_first("before-call.cognito-identity-provider", slow_listing)
+    shard_results = [{"done": True}] * len(request["shards"])
+    verification = steps.verify_restore(
+        world.clients, request, target, shard_results, budget_s=70, clock=clock, sleep=real_sleep
+    )
+    assert verification["passed"] is False
+    assert clock.now <= 70  # 30 s, a 2 s wait, 30 s: a third comparison would have ended past the budget
