@@ -233,6 +233,19 @@ class RestoreVerification(TypedDict):
     expectedDifferences: NotRequired[dict[str, int]]
 
 
+class VerifyCursor(TypedDict):
+    """VerifyRestore's progress between invocations: ids, tokens and counts only (what it read is sealed)."""
+
+    phase: str  # "users", "members", "compare" or "done"
+    attempt: int  # readings of the pool so far: a lagging listing gets read again
+    part: int
+    token: str | None
+    groupIndex: int
+    settleUntil: float | None  # epoch seconds after which a lagging listing is not waited for any more
+    verification: RestoreVerification | None
+    done: bool
+
+
 class RestoreReportSummary(TypedDict):
     reportKey: str
     passed: bool

@@ -17,7 +17,7 @@ SignUp, who are FORCE_CHANGE_PASSWORD because no message may be sent.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -233,6 +233,31 @@ def diff_pool(
 ) -> DiffReport:
     """Compare a backup with a live pool. ``users`` (backup usernames) and ``groups`` restrict the comparison,
     as a selective restore does; extras are then only looked for among the selected users and groups."""
+    return compare(
+        reader,
+        _live_users(cognito, pool_id),
+        list_groups(cognito, pool_id),
+        lambda group: _members(cognito, pool_id, group),
+        users=users,
+        groups=groups,
+        username_map=username_map,
+        extra_allowed=extra_allowed,
+    )
+
+
+def compare(
+    reader: BackupReader,
+    live_users: list[dict[str, Any]],
+    live_groups: list[dict[str, Any]],
+    members_of: Callable[[str], Collection[str]],
+    *,
+    users: Collection[str] | None = None,
+    groups: Collection[str] | None = None,
+    username_map: Mapping[str, str] | None = None,
+    extra_allowed: bool = True,
+) -> DiffReport:
+    """:func:`diff_pool` on live data already read: user records as ListUsers pages give them, group records,
+    and the member usernames of a group (asked only for the backed-up groups present in the pool)."""
     report = DiffReport(extra_allowed=extra_allowed)
     config = reader.config()
     username_attributes = config.get("pool", {}).get("UsernameAttributes") or []
@@ -240,16 +265,13 @@ def diff_pool(
     wanted_groups = set(groups) if groups is not None else None
 
     backup_users = [u for u in reader.users() if wanted_users is None or u["username"] in wanted_users]
-    live_users = _live_users(cognito, pool_id)
     matcher = _Matcher(live_users, username_map or {}, username_attributes)
     matched = _compare_users(report, backup_users, live_users, matcher, restricted=wanted_users is not None)
 
     backed_up_groups = [
         g for g in config.get("groups", []) if wanted_groups is None or g["name"] in wanted_groups
     ]
-    present = _compare_groups(
-        report, backed_up_groups, list_groups(cognito, pool_id), restricted=wanted_groups is not None
-    )
+    present = _compare_groups(report, backed_up_groups, live_groups, restricted=wanted_groups is not None)
 
     selected = {u["username"] for u in backup_users}
     expected = {
@@ -259,7 +281,7 @@ def diff_pool(
     }
     actual_old: set[tuple[str, str]] = set()
     for group in present:
-        for member in _members(cognito, pool_id, group):
+        for member in members_of(group):
             old = matched.get(member)
             if old is not None:
                 actual_old.add((group, old))
