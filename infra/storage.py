@@ -5,7 +5,7 @@ Security guide 2.1 (SSE-KMS, keys in KMS), 3.2 (bucket policy), 4.1 (S3 access l
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -110,7 +110,9 @@ class BackupStorage(Construct):
         )
         # The seed's statement exactly (security guide 3.2), from the module the demo also uses.
         self.bucket.add_to_resource_policy(
-            iam.PolicyStatement.from_json(enforce_encryption_statement(self.bucket.bucket_name))
+            iam.PolicyStatement.from_json(
+                enforce_encryption_statement(self.bucket.bucket_name, partition=Aws.PARTITION)
+            )
         )
 
 

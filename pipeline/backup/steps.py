@@ -80,7 +80,8 @@ def _check_storage(clients: Clients, storage: Storage) -> Storage:
             raise KeyAccessDenied(
                 f"KMS key {storage['kmsKeyArn']} is not usable ({error_code(exc)})"
             ) from exc
-    if not meta.get("Enabled", False) or meta.get("KeyUsage") != "ENCRYPT_DECRYPT":
+    # KeyUsage defaults to ENCRYPT_DECRYPT in the KMS API, and some emulators leave the default out.
+    if not meta.get("Enabled", False) or meta.get("KeyUsage", "ENCRYPT_DECRYPT") != "ENCRYPT_DECRYPT":
         raise KeyAccessDenied(f"KMS key {meta['Arn']} is not an enabled encryption key")
     return {
         "bucket": storage["bucket"],

@@ -7,6 +7,7 @@ Functions return plain JSON-ready records. Rate limiting and throttling retries 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,11 +81,15 @@ class UserPage:
     next_token: str | None
 
 
+# Cognito's answer to an expired or foreign ListUsers PaginationToken (an InvalidParameterException):
+# "Paging marker <token> is invalid for request <request id>". Other InvalidParameterExceptions (a malformed
+# filter or limit) are not expired tokens: restarting the shard would only fail again.
+_PAGING_MARKER_INVALID = re.compile(r"^Paging marker \S+ is invalid\b")
+
+
 def _is_bad_token(exc: botocore.exceptions.ClientError) -> bool:
-    code = error_code(exc)
-    message = str(exc.response.get("Error", {}).get("Message", "")).lower()
-    # Cognito answers an expired or foreign token with InvalidParameterException; moto with InvalidToken.
-    return code == "InvalidToken" or (code == "InvalidParameterException" and "token" in message)
+    message = str(exc.response.get("Error", {}).get("Message", ""))
+    return error_code(exc) == "InvalidParameterException" and bool(_PAGING_MARKER_INVALID.match(message))
 
 
 def list_users_page(

@@ -185,6 +185,7 @@ class TargetPool(TypedDict):
     groupsCreated: int
     conflicts: int
     tempClientId: str | None
+    droppedFields: NotRequired[list[str]]  # request fields a new pool could not take: names, never values
 
 
 class RestoreCounts(TypedDict):
@@ -228,6 +229,21 @@ class RestoreVerification(TypedDict):
     passed: bool
     usersCompared: int
     differences: dict[str, int]
+    # What a restore changes on purpose (federated, reset_required, unconfirmed_fallback...): counts, no names.
+    expectedDifferences: NotRequired[dict[str, int]]
+
+
+class VerifyCursor(TypedDict):
+    """VerifyRestore's progress between invocations: ids, tokens and counts only (what it read is sealed)."""
+
+    phase: str  # "users", "members", "compare" or "done"
+    attempt: int  # readings of the pool so far: a lagging listing gets read again
+    part: int
+    token: str | None
+    groupIndex: int
+    settleUntil: float | None  # epoch seconds after which a lagging listing is not waited for any more
+    verification: RestoreVerification | None
+    done: bool
 
 
 class RestoreReportSummary(TypedDict):

@@ -10,7 +10,9 @@ Rules:
   everything already there (by name) is reused.
 
 SDK requests are built from the backed-up SDK responses by keeping only the members the operation's input
-model accepts (:func:`_fit`), so read-only fields (ids, dates, statuses) never reach a write call.
+model accepts (:func:`_fit`), so read-only fields (ids, dates, statuses) never reach a write call. What is left
+out of a new pool's requests, beyond the plainly read-only fields, is named (never its value) in
+``PoolRestoreResult.dropped`` and the restore report.
 """
 
 from __future__ import annotations
@@ -34,10 +36,14 @@ TEMP_CLIENT_NAME = "cognito-backuper-restore"
 PAGE = 60
 
 # Applied by finalize_new_pool, after the users: triggers and auto-verification could send messages or reject
-# restored users; verification templates may need the domain.
+# restored users; verification templates may need the domain. UserAttributeUpdateSettings goes with
+# AutoVerifiedAttributes: Cognito refuses it otherwise ("All attributes in AttributesRequireVerificationBeforeUpdate
+# must exist in AutoVerifiedAttributes"). DeletionProtection last, so a failed restore's pool can still be deleted.
 DEFERRED_POOL_FIELDS = (
     "LambdaConfig",
     "AutoVerifiedAttributes",
+    "UserAttributeUpdateSettings",
+    "DeletionProtection",
     "VerificationMessageTemplate",
     "SmsVerificationMessage",
     "EmailVerificationMessage",
@@ -49,6 +55,27 @@ LEGACY_VERIFICATION_FIELDS = (
     "EmailVerificationMessage",
     "EmailVerificationSubject",
 )
+# DescribeUserPool members a new pool cannot take as they are: ids, dates, statuses, and what other calls
+# recreate (schema, domains). Anything else CreateUserPool's input model lacks is reported as dropped.
+POOL_OUTPUT_ONLY = frozenset(
+    {
+        "Id",
+        "Name",
+        "Arn",
+        "Status",
+        "CreationDate",
+        "LastModifiedDate",
+        "EstimatedNumberOfUsers",
+        "SchemaAttributes",
+        "Domain",
+        "CustomDomain",
+        "EmailConfigurationFailure",
+        "SmsConfigurationFailure",
+    }
+)
+# ProviderDetails keys that DescribeIdentityProvider returns but Cognito generates itself (the pool's own SAML
+# encryption certificate): a new provider gets its own.
+IDP_READ_ONLY_DETAILS = ("ActiveEncryptionCertificate",)
 # Errors that mean "this piece of configuration cannot be recreated here": reported, the rest goes on.
 CONFIG_REJECTED = frozenset(
     {
@@ -79,30 +106,43 @@ class PoolRestoreResult:
     conflicts: list[str] = field(default_factory=list)  # names groups, attributes, clients: never users
     client_id_map: dict[str, str] = field(default_factory=dict)  # backed-up ClientId -> ClientId in the pool
     temp_client_id: str | None = None  # for SignUp of UNCONFIRMED users; deleted by finalize_new_pool
+    dropped: list[str] = field(
+        default_factory=list
+    )  # "Operation: field path" left out of a request; no values
 
 
-def _fit(value: Any, shape: Shape | None) -> Any:
-    """``value`` reduced to what ``shape`` accepts (unknown members and nulls dropped, recursively)."""
+def _fit(value: Any, shape: Shape | None, dropped: list[str] | None = None, path: str = "") -> Any:
+    """``value`` reduced to what ``shape`` accepts (unknown members and nulls dropped, recursively); the paths
+    of dropped members with a value are appended to ``dropped``."""
     if value is None:
         return None
     if isinstance(shape, StructureShape):
         if not isinstance(value, Mapping):
             return None
-        fitted = {k: _fit(v, shape.members[k]) for k, v in value.items() if k in shape.members}
+        fitted = {}
+        for k, v in value.items():
+            if k in shape.members:
+                fitted[k] = _fit(v, shape.members[k], dropped, f"{path}{k}.")
+            elif dropped is not None and v not in (None, "", [], {}):
+                dropped.append(f"{path}{k}")
         return {k: v for k, v in fitted.items() if v is not None}
     if isinstance(shape, ListShape) and isinstance(value, list):
-        return [_fit(v, shape.member) for v in value]
+        return [_fit(v, shape.member, dropped, path) for v in value]
     if isinstance(shape, MapShape) and isinstance(value, Mapping):
-        return {k: _fit(v, shape.value) for k, v in value.items()}
+        return {k: _fit(v, shape.value, dropped, path) for k, v in value.items()}
     return value
 
 
 def request(
-    cognito: CognitoIdentityProviderClient, operation: str, value: Mapping[str, Any]
+    cognito: CognitoIdentityProviderClient,
+    operation: str,
+    value: Mapping[str, Any],
+    dropped: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``operation`` taken from a backed-up response."""
+    """Keyword arguments for ``operation`` taken from a backed-up response; ``dropped`` collects the paths of
+    members the operation's input model does not accept."""
     shape = cognito.meta.service_model.operation_model(operation).input_shape
-    fitted: dict[str, Any] = _fit(value, shape) or {}
+    fitted: dict[str, Any] = _fit(value, shape, dropped) or {}
     return fitted
 
 
@@ -204,10 +244,16 @@ def _find_restored_pool(cognito: CognitoIdentityProviderClient, name: str, sourc
 
 
 def _create_pool(
-    cognito: CognitoIdentityProviderClient, config: Mapping[str, Any], name: str, source: str
+    cognito: CognitoIdentityProviderClient,
+    config: Mapping[str, Any],
+    name: str,
+    source: str,
+    result_dropped: list[str],
 ) -> str:
     pool = config["pool"]
-    kwargs = request(cognito, "CreateUserPool", _pool_settings(pool))
+    dropped: list[str] = []
+    kwargs = request(cognito, "CreateUserPool", _pool_settings(pool), dropped)
+    result_dropped.extend(f"CreateUserPool: {p}" for p in dropped if p not in POOL_OUTPUT_ONLY)
     kwargs.update(PoolName=name, MfaConfiguration="OFF")  # MFA follows through SetUserPoolMfaConfig
     kwargs["UserPoolTags"] = {**(pool.get("UserPoolTags") or {}), RESTORE_TAG: source}
     schema = _schema(pool)
@@ -215,7 +261,13 @@ def _create_pool(
         kwargs["Schema"] = schema
     created = cognito.create_user_pool(**kwargs)["UserPool"]
     pool_id = str(created["Id"])
-    mfa = config.get("mfaConfig") or {}
+    mfa = dict(config.get("mfaConfig") or {})
+    webauthn = dict(mfa.get("WebAuthnConfiguration") or {})
+    if webauthn.pop("RelyingPartyId", None):
+        # The relying party is the source pool's domain, which the new pool does not own (passkeys are not
+        # in a backup either): Cognito then uses the new pool's own domain.
+        mfa["WebAuthnConfiguration"] = webauthn
+        result_dropped.append("SetUserPoolMfaConfig: WebAuthnConfiguration.RelyingPartyId")
     if mfa.get("MfaConfiguration", "OFF") != "OFF":
         try:
             cognito.set_user_pool_mfa_config(
@@ -265,6 +317,12 @@ def _identity_providers(
             continue
         kwargs = request(cognito, "CreateIdentityProvider", provider)
         kwargs["UserPoolId"] = pool_id
+        details = dict(kwargs.get("ProviderDetails") or {})
+        for key in IDP_READ_ONLY_DETAILS:
+            if details.pop(key, None) is not None:
+                result.dropped.append(f"CreateIdentityProvider {name}: ProviderDetails.{key}")
+        if "ProviderDetails" in kwargs:
+            kwargs["ProviderDetails"] = details
         if _try(result.conflicts, f"identity provider {name}", cognito.create_identity_provider, kwargs):
             result.identity_providers_created += 1
 
@@ -435,9 +493,10 @@ def restore_pool_config(
         with pool_errors(str(pool.get("Id", "?"))):
             pool_id = _find_restored_pool(cognito, new_pool_name, source)
             created = pool_id is None
+            dropped: list[str] = []
             if pool_id is None:
-                pool_id = _create_pool(cognito, config, new_pool_name, source)
-        result = PoolRestoreResult(pool_id=pool_id, created=created)
+                pool_id = _create_pool(cognito, config, new_pool_name, source, dropped)
+        result = PoolRestoreResult(pool_id=pool_id, created=created, dropped=dropped)
         full = True
     else:
         assert target_pool_id is not None

@@ -31,6 +31,7 @@ from pipeline.core.contracts import (
     RestoreVerification,
     Storage,
     TargetPool,
+    VerifyCursor,
 )
 from pipeline.core.errors import IncompleteBackup, InvalidRequest
 from pipeline.core.lambda_runtime import ENGINE_ENDPOINT_ENV, logger
@@ -262,6 +263,7 @@ def restore_pool_config(clients: Clients, request: RestoreRequest) -> TargetPool
         "groupsCreated": result.groups_created,
         "conflicts": len(result.conflicts),
         "tempClientId": result.temp_client_id,
+        "droppedFields": result.dropped,
     }
 
 
@@ -314,6 +316,8 @@ def restore_users(
             username_attributes=username_attributes,
             password_policy=policy,
             temp_client_id=target["tempClientId"],
+            owns_pool=target["created"],
+            alias_attributes=pool.get("AliasAttributes") or [],
         )
         outcomes.append(asdict(outcome))
         counts[
@@ -403,31 +407,159 @@ def finalize_target(clients: Clients, request: RestoreRequest, target: TargetPoo
 # --- verification and report --------------------------------------------------------------------------------------
 
 
+# ListUsers and ListUsersInGroup are eventually consistent: users and memberships written moments ago may be
+# missing from them for a while. A verification that finds only such gaps reads the pool again, until this
+# long after its first comparison.
+VERIFY_SETTLE_S = 120.0
+VERIFY_FIRST_WAIT_S = 2.0
+VERIFY_MAX_WAIT_S = 20.0
+
+
+def _may_be_stale(report: diff.DiffReport) -> bool:
+    """Differences a stale listing can explain: something written is not listed (yet)."""
+    counts = report.counts()
+    stale = {"users_missing", "memberships_missing", "users_extra", "memberships_extra"}
+    return any(counts[k] for k in stale) and not any(
+        v
+        for k, v in counts.items()
+        if k not in stale and k != "users_compared" and not k.startswith("expected_")
+    )
+
+
+def new_verify_cursor() -> VerifyCursor:
+    """Where VerifyRestore starts (the ASL's PrepareVerify state holds the same document)."""
+    return {
+        "phase": "users",
+        "attempt": 0,
+        "part": 0,
+        "token": None,
+        "groupIndex": 0,
+        "settleUntil": None,
+        "verification": None,
+        "done": False,
+    }
+
+
+def _verify_root(request: RestoreRequest, attempt: int) -> str:
+    return f"{workspace(request).root}verify/{attempt:03d}/"
+
+
+def _read_parts(clients: Clients, request: RestoreRequest, prefix: str) -> Iterator[dict[str, Any]]:
+    ws = workspace(request)
+    for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=ws.bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            yield from store.get_sealed(clients, ws, item["Key"])
+
+
 def verify_restore(
-    clients: Clients, request: RestoreRequest, target: TargetPool, shard_results: list[Any]
-) -> RestoreVerification:
-    """The diff command's comparison, restricted to the selection; extras are fine in an existing pool."""
+    clients: Clients,
+    request: RestoreRequest,
+    target: TargetPool,
+    shard_results: list[Any],
+    cursor: VerifyCursor | None = None,
+    *,
+    settle_s: float = VERIFY_SETTLE_S,
+    budget_s: float = float("inf"),
+    clock: Clock = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    wall: Clock = time.time,
+) -> VerifyCursor:
+    """The diff command's comparison, restricted to the selection, in slices of ``budget_s`` seconds: the
+    state machine calls it again with the returned cursor until ``done``, so no call depends on the pool's size.
+
+    Phases: the target's users (ListUsers pages), then the members of each backed-up group (ListUsersInGroup),
+    each slice sealed into the restore's workspace; then the comparison (extras are fine in an existing pool).
+    Expected differences (federated, RESET_REQUIRED and UNCONFIRMED-fallback users) are counted apart and do
+    not fail it. Gaps a lagging listing can explain start another reading, after a growing wait, until
+    ``settle_s`` after the first comparison.
+    """
     if len(shard_results) != len(request["shards"]) or not all(r and r.get("done") for r in shard_results):
         raise IncompleteBackup("not every shard of the restore reported completion")
-    reader = _reader(clients, request)
+    state: VerifyCursor = {**(cursor or new_verify_cursor())}
+    if state["done"]:
+        return state
+    deadline = clock() + budget_s
+    kms_key = request["settings"]["kmsKeyArn"]
+    ws = workspace(request)
+    pool_id = target["poolId"]
     selection = _load_selection(clients, request)
-    report = diff.diff_pool(
-        clients.cognito,
+    reader = _reader(clients, request)
+    root = _verify_root(request, state["attempt"])
+    if state["phase"] == "users":
+        live: list[dict[str, Any]] = []
+        while True:
+            page = cognito_read.list_users_page(clients.cognito, pool_id, token=state["token"])
+            live.extend(page.users)
+            state["token"] = page.next_token
+            if page.next_token is None or clock() >= deadline:
+                break
+        if live:
+            store.put_sealed(clients, ws, kms_key, f"{root}users/part-{state['part']:05d}.bin", live)
+        state["part"] += 1
+        if state["token"] is not None:
+            return state
+        state["phase"], state["part"], state["groupIndex"] = "members", 0, 0
+        if clock() >= deadline:
+            return state
+    groups = [
+        g["name"]
+        for g in reader.config()["groups"]
+        if selection.groups is None or g["name"] in selection.groups
+    ]
+    if state["phase"] == "members":
+        members: list[dict[str, str]] = []
+        while state["groupIndex"] < len(groups) and (not members or clock() < deadline):
+            group = groups[state["groupIndex"]]
+            names, token = cognito_read.list_group_members_page(
+                clients.cognito, pool_id, group, state["token"]
+            )
+            members.extend({"group": group, "username": n} for n in names)
+            state["token"] = token
+            if token is None:
+                state["groupIndex"] += 1
+        if members:
+            store.put_sealed(clients, ws, kms_key, f"{root}members/part-{state['part']:05d}.bin", members)
+        state["part"] += 1
+        if state["groupIndex"] < len(groups):
+            return state
+        state["phase"], state["part"], state["token"] = "compare", 0, None
+        if clock() >= deadline:
+            return state
+    members_of: dict[str, set[str]] = {}
+    for m in _read_parts(clients, request, root + "members/"):
+        members_of.setdefault(m["group"], set()).add(m["username"])
+    report = diff.compare(
         reader,
-        target["poolId"],
+        list(_read_parts(clients, request, root + "users/")),
+        cognito_read.list_groups(clients.cognito, pool_id),
+        lambda group: members_of.get(group, set()),
         users=selection.users,
         groups=selection.groups,
         username_map=username_map(clients, request, reader),
         extra_allowed=request["target"]["mode"] == "existing",
     )
-    ws = workspace(request)
-    store.put_sealed(clients, ws, request["settings"]["kmsKeyArn"], ws.root + "diff.bin", [asdict(report)])
+    now = wall()
+    settle_until = state["settleUntil"] if state["settleUntil"] is not None else now + settle_s
+    wait = min(VERIFY_FIRST_WAIT_S * 2 ** state["attempt"], VERIFY_MAX_WAIT_S)
+    if not report.identical and _may_be_stale(report) and now + wait <= settle_until:
+        log.info("verification found only listing gaps; reading the pool again in %.0f s", wait)
+        if clock() + wait < deadline:
+            sleep(wait)
+        fresh = new_verify_cursor()
+        fresh["attempt"], fresh["settleUntil"] = state["attempt"] + 1, settle_until
+        return fresh
+    store.put_sealed(clients, ws, kms_key, ws.root + "diff.bin", [asdict(report)])
     counts = report.counts()
-    return {
+    compared = counts.pop("users_compared")
+    expected = {k.removeprefix("expected_"): counts.pop(k) for k in list(counts) if k.startswith("expected_")}
+    state["phase"], state["done"] = "done", True
+    state["verification"] = {
         "passed": report.identical,
-        "usersCompared": counts.pop("users_compared"),
+        "usersCompared": compared,
         "differences": counts,
+        "expectedDifferences": expected,
     }
+    return state
 
 
 def write_report(clients: Clients, state: Mapping[str, Any]) -> RestoreReportSummary:
@@ -458,6 +590,7 @@ def write_report(clients: Clients, state: Mapping[str, Any]) -> RestoreReportSum
         "memberships": memberships,
         "groupsCreated": target["groupsCreated"],
         "configConflicts": target["conflicts"],
+        "droppedFields": target.get("droppedFields", []),
         "verification": verification,
         "idMapObjects": idmaps,  # old -> new username and sub, per restored user
         "diffObject": ws.root + "diff.bin",

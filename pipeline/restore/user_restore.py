@@ -13,6 +13,11 @@ Fidelity rules (what a restored user looks like):
   so no code is sent); where there is no such client, the user is created FORCE_CHANGE_PASSWORD (nobody knows
   its temporary password, so it cannot sign in either) and the outcome says so. RESET_REQUIRED and other
   states also become FORCE_CHANGE_PASSWORD: AdminResetUserPassword would send a message.
+- ``preferred_username`` in pools where it is an alias: Cognito refuses it on an unconfirmed account ("Preferred
+  username cannot be provided for unconfirmed account, since user pool is configured for preferred username
+  alias"; an alias belongs to confirmed accounts only, so setting it after SignUp is no way out either). Such an
+  UNCONFIRMED user is created FORCE_CHANGE_PASSWORD with the attribute, as without SignUp: keeping the
+  attribute (how the user signs in) outweighs keeping a status it cannot sign in with anyway.
 - Federated users (EXTERNAL_PROVIDER) cannot be created: Cognito recreates them at their next sign-in through
   their identity provider. They are reported as "federated"; nothing is linked.
 
@@ -113,17 +118,25 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _find(cognito: CognitoIdentityProviderClient, pool_id: str, name: str, kind: str) -> _Live | None:
-    if kind != "username":
-        page = cognito.list_users(UserPoolId=pool_id, Filter=f'{kind} = "{_quote(name)}"', Limit=2)
-        users = page.get("Users", [])
-        return _live(users[0], "Attributes") if users else None
+def _get(cognito: CognitoIdentityProviderClient, pool_id: str, username: str) -> _Live | None:
     try:
-        return _live(cognito.admin_get_user(UserPoolId=pool_id, Username=name), "UserAttributes")
+        return _live(cognito.admin_get_user(UserPoolId=pool_id, Username=username), "UserAttributes")
     except botocore.exceptions.ClientError as exc:
         if error_code(exc) == "UserNotFoundException":
             return None
         raise
+
+
+def _find(cognito: CognitoIdentityProviderClient, pool_id: str, name: str, kind: str) -> _Live | None:
+    """The user signing in as ``name``. AdminGetUser first: it reads what was just written, and takes an
+    e-mail or phone username too, while ListUsers is eventually consistent. The filtered listing is left for
+    a value AdminGetUser cannot resolve (an e-mail or phone that is no user's sign-in name yet)."""
+    live = _get(cognito, pool_id, name)
+    if live is not None or kind == "username":
+        return live
+    page = cognito.list_users(UserPoolId=pool_id, Filter=f'{kind} = "{_quote(name)}"', Limit=2)
+    users = page.get("Users", [])
+    return _live(users[0], "Attributes") if users else None
 
 
 def _set_password(cognito: CognitoIdentityProviderClient, pool_id: str, username: str, policy: Any) -> None:
@@ -154,10 +167,13 @@ def _sign_up(
         cognito.admin_update_user_attributes(
             UserPoolId=pool_id, Username=name, UserAttributes=_attribute_list(by_admin)
         )
+    sub = signed_up.get("UserSub")
     if kind == "username":
-        return name, signed_up.get("UserSub")
-    live = _find(cognito, pool_id, name, kind)
-    return (live.username, live.sub) if live else (name, signed_up.get("UserSub"))
+        return name, sub
+    # In e-mail or phone username pools the username is new: read it back by sub (AdminGetUser takes the sub
+    # as the username), never from ListUsers, which may not list the user yet.
+    live = _get(cognito, pool_id, sub) if sub else None
+    return (live.username, live.sub) if live else (name, sub)
 
 
 def _create(
@@ -167,12 +183,14 @@ def _create(
     sign_in: tuple[str, str],
     policy: Any,
     temp_client_id: str | None,
+    alias_attributes: Sequence[str],
 ) -> UserOutcome:
     name, kind = sign_in
     attributes = _writable(record.get("attributes") or {})
     status = str(record.get("status") or "")
     note: str | None = None
-    if status == "UNCONFIRMED" and temp_client_id:
+    alias_refused = "preferred_username" in alias_attributes and bool(attributes.get("preferred_username"))
+    if status == "UNCONFIRMED" and temp_client_id and not alias_refused:
         username, sub = _sign_up(cognito, pool_id, name, kind, attributes, policy, temp_client_id)
     else:
         created = cognito.admin_create_user(
@@ -184,29 +202,45 @@ def _create(
         )["User"]
         live = _live(created, "Attributes")
         username, sub = live.username, live.sub
-        if status not in ("CONFIRMED", "FORCE_CHANGE_PASSWORD"):
+        if status == "UNCONFIRMED" and temp_client_id and alias_refused:
+            note = (
+                "status FORCE_CHANGE_PASSWORD instead of UNCONFIRMED: an unconfirmed account cannot hold the "
+            )
+            note += "preferred_username alias"
+        elif status not in ("CONFIRMED", "FORCE_CHANGE_PASSWORD"):
             note = f"status FORCE_CHANGE_PASSWORD instead of {status or 'unknown'}: no message may be sent"
-    # Disable before the password: a re-run recognises an unfinished user by its status (_finish_interrupted).
-    if not record.get("enabled", True):
-        cognito.admin_disable_user(UserPoolId=pool_id, Username=username)
+    # The password before disabling: Cognito refuses AdminSetUserPassword for a disabled user. A run stopped
+    # in between leaves an enabled CONFIRMED user, which a re-run disables only in a pool it created.
     if status == "CONFIRMED":
         _set_password(cognito, pool_id, username, policy)
+    if not record.get("enabled", True):
+        cognito.admin_disable_user(UserPoolId=pool_id, Username=username)
     return UserOutcome(str(record["username"]), username, _old_sub(record), sub, CREATED, note)
 
 
 def _finish_interrupted(
-    cognito: CognitoIdentityProviderClient, pool_id: str, record: Mapping[str, Any], live: _Live, policy: Any
+    cognito: CognitoIdentityProviderClient,
+    pool_id: str,
+    record: Mapping[str, Any],
+    live: _Live,
+    policy: Any,
+    owns_pool: bool,
 ) -> list[str]:
     """Complete a user whose creation was interrupted by an earlier run; return the steps done.
 
     An existing user is otherwise never changed (a merge does not overwrite). The exception: a user that has
     never signed in (FORCE_CHANGE_PASSWORD or UNCONFIRMED) while the backup says it should be disabled, CONFIRMED,
     or carry verified flags is taken to be ours, created by a run that stopped before its follow-up calls;
-    :func:`_create` orders those calls (disable, then password) so that the status shows what is missing.
-    A user already CONFIRMED is never touched. Caveat for merges into an existing pool: a pre-existing user
-    that was invited but never signed in matches this rule too, and gets the backup's state.
+    :func:`_create` sets the password before disabling (Cognito refuses the password of a disabled user), so a
+    run stopped in between leaves an enabled CONFIRMED user: in a pool this restore created (``owns_pool``)
+    every user is ours, and that one is disabled; elsewhere a CONFIRMED user is never touched. Caveat for merges
+    into an existing pool: a pre-existing user that was invited but never signed in matches this rule too, and
+    gets the backup's state.
     """
     if live.status not in NOT_SIGNED_IN:
+        if owns_pool and live.status == "CONFIRMED" and live.enabled and not record.get("enabled", True):
+            cognito.admin_disable_user(UserPoolId=pool_id, Username=live.username)
+            return ["disabled"]
         return []
     done = []
     if live.status == "UNCONFIRMED":
@@ -217,12 +251,13 @@ def _finish_interrupted(
                 UserPoolId=pool_id, Username=live.username, UserAttributes=_attribute_list(missing)
             )
             done.append("verified flags set")
+    # A disabled user takes no password; this run's order never leaves one disabled before its password.
+    if live.status == "FORCE_CHANGE_PASSWORD" and record.get("status") == "CONFIRMED" and live.enabled:
+        _set_password(cognito, pool_id, live.username, policy)
+        done.append("confirmed with a random password")
     if live.enabled and not record.get("enabled", True):
         cognito.admin_disable_user(UserPoolId=pool_id, Username=live.username)
         done.append("disabled")
-    if live.status == "FORCE_CHANGE_PASSWORD" and record.get("status") == "CONFIRMED":
-        _set_password(cognito, pool_id, live.username, policy)
-        done.append("confirmed with a random password")
     return done
 
 
@@ -243,6 +278,8 @@ def restore_user(
     username_attributes: Sequence[str],
     password_policy: Mapping[str, Any] | None,
     temp_client_id: str | None,
+    owns_pool: bool = False,
+    alias_attributes: Sequence[str] = (),
 ) -> UserOutcome:
     """Create one backed-up user (a record of :func:`pipeline.cognito.reading.user_record`) in ``pool_id``.
 
@@ -260,7 +297,9 @@ def restore_user(
     with pool_errors(pool_id):
         try:
             try:
-                return _create(cognito, pool_id, record, sign_in, password_policy, temp_client_id)
+                return _create(
+                    cognito, pool_id, record, sign_in, password_policy, temp_client_id, alias_attributes
+                )
             except botocore.exceptions.ClientError as exc:
                 code = error_code(exc)
                 if code not in ("UsernameExistsException", "AliasExistsException"):
@@ -269,7 +308,7 @@ def restore_user(
                 if live is None:
                     taken = f"{code}: the e-mail or phone number belongs to another user"
                     return UserOutcome(old_username, None, old_sub, None, FAILED, taken)
-                done = _finish_interrupted(cognito, pool_id, record, live, password_policy)
+                done = _finish_interrupted(cognito, pool_id, record, live, password_policy, owns_pool)
                 finished = f"finished an interrupted restore: {', '.join(done)}" if done else None
                 return UserOutcome(old_username, live.username, old_sub, live.sub, EXISTING, finished)
         except botocore.exceptions.ClientError as exc:

@@ -37,7 +37,7 @@ from pipeline.core.errors import (
     TamperedError,
 )
 from pipeline.sealing.envelope import APP, canonical_json, open_sealed, seal
-from pipeline.sealing.store import MISSING_KEY_CODES, bucket_errors
+from pipeline.sealing.store import MISSING_KEY_CODES, bucket_errors, put_if_absent
 
 FORMAT_VERSION = 1
 EVENTS = frozenset(
@@ -62,7 +62,6 @@ _RECORD_NAME = re.compile(
     r"(?P<at>\d{8}T\d{6}\.\d{6}Z)-(?P<event>[a-z]+\.[a-z]+)-(?P<subject>[A-Za-z0-9_.:-]+)-(?P<rand>[0-9a-f]{8})\.bin",
     re.ASCII,
 )
-_EXISTS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 
 
 @dataclass(frozen=True)
@@ -191,22 +190,24 @@ def put_document(
     """Seal and write ``document``; with ``create_only`` an existing key raises AuditRecordExists."""
     blob = seal(sink.clients.kms, sink.kms_key_arn, canonical_json(dict(document)), context)
     extra: dict[str, Any] = {"IfNoneMatch": "*"} if create_only else {}
+
+    def put() -> None:
+        sink.clients.s3.put_object(
+            Bucket=sink.bucket,
+            Key=key,
+            Body=blob,
+            ContentType=CONTENT_TYPE,
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=sink.kms_key_arn,
+            ChecksumSHA256=base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii"),
+            **extra,
+        )
+
     with bucket_errors(sink.bucket):
-        try:
-            sink.clients.s3.put_object(
-                Bucket=sink.bucket,
-                Key=key,
-                Body=blob,
-                ContentType=CONTENT_TYPE,
-                ServerSideEncryption="aws:kms",
-                SSEKMSKeyId=sink.kms_key_arn,
-                ChecksumSHA256=base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii"),
-                **extra,
-            )
-        except botocore.exceptions.ClientError as exc:
-            if create_only and error_code(exc) in _EXISTS_CODES:
-                raise AuditRecordExists(f"{key} already exists and is never replaced") from exc
-            raise
+        if not create_only:
+            put()
+        elif not put_if_absent(put):
+            raise AuditRecordExists(f"{key} already exists and is never replaced")
 
 
 def get_document(sink: AuditSink, key: str, context: Mapping[str, str]) -> dict[str, Any]:

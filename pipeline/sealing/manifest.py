@@ -38,7 +38,7 @@ from pipeline.core.errors import (
 )
 from pipeline.core.layout import MANIFEST_NAME, BackupLocation, check_backup_id, check_pool_id
 from pipeline.sealing.envelope import canonical_json, decrypt_data_key, encryption_context, generate_data_key
-from pipeline.sealing.store import StoredObject, s3_errors
+from pipeline.sealing.store import StoredObject, put_if_absent, s3_errors
 
 FORMAT_VERSION = 1
 MAC_ALGORITHM = "HMAC-SHA256"
@@ -47,7 +47,6 @@ UNSHARDED_DIR = "all"  # layout.user_part_key's directory for the single unshard
 _USERS_NAME = re.compile(r"users/([0-9a-f]{1,2}|all)/part-\d{5}\.bin", re.ASCII)
 _MEMBERSHIPS_NAME = re.compile(r"memberships/\d{3}/part-\d{5}\.bin", re.ASCII)
 _KIND_ORDER = {"config": 0, "users": 1, "memberships": 2}
-_EXISTS_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
@@ -136,25 +135,23 @@ def write_manifest(clients: Clients, loc: BackupLocation, manifest: dict[str, An
     }
     validate(document)
     payload = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n"
+
+    def put() -> None:
+        # IfNoneMatch makes the write itself conditional (no check-then-write race); moto honours it too.
+        clients.s3.put_object(
+            Bucket=loc.bucket,
+            Key=loc.manifest_key,
+            Body=payload,
+            IfNoneMatch="*",
+            ContentType="application/json",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=key_arn,
+            ChecksumSHA256=base64.b64encode(hashlib.sha256(payload).digest()).decode("ascii"),
+        )
+
     with s3_errors(loc):
-        try:
-            # IfNoneMatch makes the write itself conditional (no check-then-write race); moto honours it too.
-            clients.s3.put_object(
-                Bucket=loc.bucket,
-                Key=loc.manifest_key,
-                Body=payload,
-                IfNoneMatch="*",
-                ContentType="application/json",
-                ServerSideEncryption="aws:kms",
-                SSEKMSKeyId=key_arn,
-                ChecksumSHA256=base64.b64encode(hashlib.sha256(payload).digest()).decode("ascii"),
-            )
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) in _EXISTS_CODES:
-                raise BackupExists(
-                    f"a manifest already exists at {loc.uri}: backups are never overwritten"
-                ) from exc
-            raise
+        if not put_if_absent(put):
+            raise BackupExists(f"a manifest already exists at {loc.uri}: backups are never overwritten")
 
 
 def exists(clients: Clients, loc: BackupLocation) -> bool:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,13 @@ from pipeline.sealing.records import decode_records, encode_records
 
 CONTENT_TYPE = "application/octet-stream"
 MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
+# A conditional write (IfNoneMatch="*") answers 412 PreconditionFailed when the key exists, and 409
+# ConditionalRequestConflict when another write or delete of the key was in flight: S3 asks for a retry then,
+# and only the retry can tell whether the key exists.
+KEY_EXISTS_CODE = "PreconditionFailed"
+CONFLICT_CODE = "ConditionalRequestConflict"
+CONFLICT_ATTEMPTS = 5
+CONFLICT_BASE_DELAY_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,32 @@ def put_sealed(
             Metadata={"records": str(len(records)), "sha256": digest.hexdigest()},
         )
     return StoredObject(key=key, name=name, sha256=digest.hexdigest(), size=len(blob), records=len(records))
+
+
+def put_if_absent(
+    put: Callable[[], object],
+    *,
+    attempts: int = CONFLICT_ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[], float] = random.random,
+) -> bool:
+    """Run ``put`` (a PutObject with ``IfNoneMatch="*"``); False when the key already exists.
+
+    A 409 conflict is retried with full-jitter backoff; after ``attempts`` it is raised as it came.
+    """
+    for attempt in range(attempts):
+        try:
+            put()
+        except botocore.exceptions.ClientError as exc:
+            code = error_code(exc)
+            if code == KEY_EXISTS_CODE:
+                return False
+            if code != CONFLICT_CODE or attempt + 1 >= attempts:
+                raise
+            sleep(CONFLICT_BASE_DELAY_S * (2**attempt) * jitter())
+            continue
+        return True
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def get_blob(clients: Clients, loc: BackupLocation, key: str) -> bytes:

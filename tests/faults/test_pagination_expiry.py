@@ -72,7 +72,9 @@ def test_an_expired_token_restarts_the_shard_and_drops_leftover_parts(
                 return None
         for username in victims:
             cognito.admin_delete_user(UserPoolId=world.pool.pool_id, Username=username)
-        return cognito_error("InvalidParameterException", "Invalid pagination token")
+        return cognito_error(
+            "InvalidParameterException", "Paging marker AAAA is invalid for request 0000-fault"
+        )
 
     faults.add(expire_fourth_page)
     outcome = world.backup()

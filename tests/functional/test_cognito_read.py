@@ -13,6 +13,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from moto import mock_aws
+from real_aws_doubles import refuse_call
 
 from pipeline.cognito.reading import (
     describe_pool,
@@ -140,6 +141,11 @@ def test_user_record_shape() -> None:
 
 def test_bad_pagination_token_is_token_expired(cognito: Any) -> None:
     seeded = seed_pool(cognito, users=5, seed=2)
+    # moto answers InvalidToken; Cognito's reply is this one (see test_real_aws_rules).
+    message = "Paging marker bm90LWEtdG9rZW4= is invalid for request 0000"
+    refuse_call(
+        cognito, lambda _p, op: ("InvalidParameterException", message, 400) if op == "ListUsers" else None
+    )
     with pytest.raises(PaginationTokenExpired, match=seeded.pool_id) as caught:
         list_users_page(cognito, seeded.pool_id, sub_prefix="a", token="bm90LWEtdG9rZW4=")
     assert "@" not in str(caught.value)

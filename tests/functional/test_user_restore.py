@@ -195,7 +195,7 @@ def test_an_interrupted_creation_is_finished_and_a_live_user_left_alone(world: W
     cognito.admin_create_user(UserPoolId=target, Username="half", MessageAction="SUPPRESS")
     outcome = restore_user(cognito, target, _record("half", enabled=False), **kwargs)
     assert outcome.result == "existing"
-    assert outcome.note == "finished an interrupted restore: disabled, confirmed with a random password"
+    assert outcome.note == "finished an interrupted restore: confirmed with a random password, disabled"
     user = cognito.admin_get_user(UserPoolId=target, Username="half")
     assert (user["UserStatus"], user["Enabled"]) == ("CONFIRMED", False)
     # A user who has signed in (CONFIRMED) and was re-enabled since the backup: a merge never changes it.

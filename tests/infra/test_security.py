@@ -131,7 +131,7 @@ def test_bucket_policy_has_the_seed_statement_exactly_and_tls_deny(any_synth: Sy
             "Effect": "Deny",
             "Principal": "*",
             "Action": "s3:PutObject",
-            "Resource": {"Fn::Join": ["", ["arn:aws:s3:::", {"Ref": lid}, "/*"]]},
+            "Resource": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::", {"Ref": lid}, "/*"]]},
             "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}},
         }
     ]
