@@ -479,7 +479,6 @@ UNREACHED: dict[tuple[str, str], str] = {
             "RecordDecision",
             "RestorePoolConfig",
             "RestoreUsers",
-            "VerifyRestore",
         )
     },
     ("task:WriteManifest", "s3:DeleteObject"): "leftover parts of a restarted shard (tests/faults plays it)",
