@@ -25,6 +25,10 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/python -m pytest -n 2 --durations=15
 
+# tests/unit only (no engine, no CDK synthesis): the quick loop while editing.
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -q
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache cdk.out
 

@@ -10,15 +10,6 @@ from typing import Any
 
 import boto3
 import pytest
-from restore_helpers import (
-    BackgroundRestore,
-    decide,
-    pool_contents,
-    principal,
-    restore_payload,
-    state_order,
-    wait_for_request,
-)
 
 from pipeline.cognito import throttle
 from pipeline.core.aws import Clients, make_clients
@@ -31,6 +22,15 @@ from pipeline.restore import diff, passwords, user_restore
 from pipeline.restore import steps as restore
 from pipeline.sealing import audit
 from pipeline.sealing.backup_reader import BackupReader
+from tests.helpers.restore_flow import (
+    BackgroundRestore,
+    decide,
+    pool_contents,
+    principal,
+    restore_payload,
+    state_order,
+    wait_for_request,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -79,7 +79,11 @@ def _all_objects(clients: Clients, bucket: str) -> list[bytes]:
 def test_restore_into_a_new_pool_is_faithful_and_leaks_nothing(
     temp_passwords: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG)
+    # Everyone's records from INFO up, and ours at every level: the root logger at DEBUG would capture (and slow
+    # the run down with) every botocore wire dump, which Lambda never emits either.
+    caplog.set_level(logging.INFO)
+    for project_logger in ("pipeline", "tasks"):
+        caplog.set_level(logging.DEBUG, logger=project_logger)
     with LocalEngine(embedded=True) as engine:
         clients = make_clients()
         account, pool, uri = _backup(engine, clients, 2000, seed=21, username_attribute_email=True)

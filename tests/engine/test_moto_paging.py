@@ -58,11 +58,17 @@ def pool() -> Iterator[Pool]:
         yield cognito, cognitoidp_backends[DEFAULT_ACCOUNT_ID]["us-east-1"], pool_id
 
 
+def _moto_own(method: str) -> Any:
+    """moto's own paginated method, which the patch wraps (and keeps as ``__wrapped__``)."""
+    patched: Any = getattr(CognitoIdpBackend, method)
+    return patched.__wrapped__
+
+
 def _moto_pages(
     backend: CognitoIdpBackend, method: str, *args: Any, **kwargs: Any
 ) -> list[tuple[list[str], bool]]:
     """Pages from moto's own, unpatched paging (the function the patch wraps)."""
-    original = getattr(CognitoIdpBackend, method).__wrapped__
+    original = _moto_own(method)
     token_name = "pagination_token" if method == "list_users" else "next_token"
     pages: list[tuple[list[str], bool]] = []
     token = None
@@ -93,7 +99,7 @@ def _api_pages(
 
 def test_the_patch_is_installed_on_moto_backend(pool: Pool) -> None:
     assert getattr(CognitoIdpBackend, "_cognito_backuper_paging", False)
-    assert CognitoIdpBackend.list_users.__wrapped__ is not CognitoIdpBackend.list_users
+    assert _moto_own("list_users") is not CognitoIdpBackend.list_users
 
 
 @pytest.mark.parametrize("limit", LIMITS)
@@ -143,7 +149,7 @@ def test_list_users_in_group_pages_match_moto(pool: Pool, group: str) -> None:
 
 def test_tokens_are_moto_s_tokens(pool: Pool) -> None:
     cognito, backend, pool_id = pool
-    original = CognitoIdpBackend.list_users.__wrapped__
+    original = _moto_own("list_users")
     _, moto_token = original(backend, pool_id, 'sub ^= "a"', limit=3)
     patched = cognito.list_users(UserPoolId=pool_id, Filter='sub ^= "a"', Limit=3)
     assert patched["PaginationToken"] == moto_token
@@ -158,7 +164,7 @@ def test_a_token_for_a_user_no_longer_listed_fails_as_moto_fails(
         "Users"
     ][0]
     cognito.admin_delete_user(UserPoolId=pool_id, Username=next_user["Username"])
-    original = CognitoIdpBackend.list_users.__wrapped__
+    original = _moto_own("list_users")
     with pytest.raises(InvalidToken):
         original(backend, pool_id, None, limit=5, pagination_token=first["PaginationToken"])
     with pytest.raises(InvalidToken):

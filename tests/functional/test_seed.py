@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from pipeline.core.aws import SDK_CONFIG
 from pipeline.core.errors import InvalidRequest
 from pipeline.operator.seed import GROUPS, seed_pool
-
-
-@pytest.fixture
-def cognito(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield boto3.client("cognito-idp", config=SDK_CONFIG)
 
 
 def _users(cognito: Any, pool_id: str) -> list[dict[str, Any]]:
