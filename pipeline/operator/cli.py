@@ -182,6 +182,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.cognito import throttle
     from pipeline.operator import demo, seed
+    from pipeline.operator.local_engine.moto_seed import DirectCognito
     from pipeline.operator.runs import run_backup
 
     if not 1 <= args.users <= 200_000:
@@ -195,8 +196,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if not args.quiet and (done == total or done % 500 == 0):
                 _err(f"seeding the demo pool: {done:,}/{total:,} users")
 
-        # The seeder writes through its own client: its calls are setup, not the pipeline's.
-        seeded = seed.seed_pool(boto3.client("cognito-idp"), users=args.users, on_progress=seeded_progress)
+        # The seeder writes through its own client, its users straight into the embedded Cognito: setup, not the
+        # pipeline's calls (which all go through the API).
+        seeded = seed.seed_pool(
+            boto3.client("cognito-idp"),
+            users=args.users,
+            on_progress=seeded_progress,
+            user_writes=DirectCognito(engine.account, engine.region),
+        )
         _err(
             f"seeded pool {seeded.pool_id}: {seeded.users:,} users, {len(seeded.groups)} groups, "
             f"{seeded.memberships:,} memberships; starting the backup state machine"

@@ -17,6 +17,7 @@ anything runs alone. A Map of export tasks only reads, so its shards no longer q
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 from pipeline.operator.local_engine import moto_paging
@@ -39,6 +40,11 @@ def _rename_keys(mapping: dict[str, Any], rename: Any) -> None:
         new = rename(key)
         if new != key:
             mapping[new] = mapping.pop(key)
+
+
+def cognito_writes() -> AbstractContextManager[None]:
+    """Hold the embedded Cognito alone, as a request that changes it does (for writes around the API)."""
+    return _COGNITO_LOCK.writing()
 
 
 def install() -> None:
