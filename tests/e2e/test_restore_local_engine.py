@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from pipeline.cognito import throttle
+from pipeline.cognito import shards, throttle
 from pipeline.core.aws import Clients, make_clients
 from pipeline.core.errors import SelfApprovalRefused
 from pipeline.core.layout import parse_backup_uri
@@ -42,6 +42,13 @@ def full_quota(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     throttle.default_budget.cache_clear()
     yield
     throttle.default_budget.cache_clear()
+
+
+@pytest.fixture
+def sixteen_shards(monkeypatch: pytest.MonkeyPatch) -> None:
+    """16 shards from a few hundred users (PlanShards runs in this process): the restore's sharded paths at a
+    size whose restore the rate budget lets through in seconds, not minutes (AdminAddUserToGroup is 25/s)."""
+    monkeypatch.setattr(shards, "SINGLE_SHARD_BELOW", 300)
 
 
 @pytest.fixture
@@ -76,6 +83,7 @@ def _all_objects(clients: Clients, bucket: str) -> list[bytes]:
     return [clients.s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys]
 
 
+@pytest.mark.usefixtures("sixteen_shards")
 def test_restore_into_a_new_pool_is_faithful_and_leaks_nothing(
     temp_passwords: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -86,7 +94,7 @@ def test_restore_into_a_new_pool_is_faithful_and_leaks_nothing(
         caplog.set_level(logging.DEBUG, logger=project_logger)
     with LocalEngine(embedded=True) as engine:
         clients = make_clients()
-        account, pool, uri = _backup(engine, clients, 2000, seed=21, username_attribute_email=True)
+        account, pool, uri = _backup(engine, clients, 400, seed=21, username_attribute_email=True)
         approver = principal(clients, "approver")
         run = BackgroundRestore(
             engine, account.storage, restore_payload(clients, uri, new_pool="restored-pool")
@@ -183,22 +191,25 @@ def test_expiry_leaves_the_target_untouched() -> None:
         assert order("RestorePoolConfig", "entered") == -1
 
 
+@pytest.mark.usefixtures("sixteen_shards")
 def test_a_restore_interrupted_in_one_shard_completes_on_a_second_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with LocalEngine(embedded=True) as engine:
         clients = make_clients()
-        account, pool, uri = _backup(engine, clients, 2100, seed=8)
+        account, pool, uri = _backup(engine, clients, 500, seed=8)
         approver = principal(clients, "approver")
         reader = BackupReader.open(clients, parse_backup_uri(uri))
         assert len(reader.doc["shards"]) == 16
+        in_shard_a = sum(1 for u in reader.users() if u["attributes"]["sub"].startswith("a"))
+        assert in_shard_a >= 2
         real = user_restore.restore_user
         calls = Counter[str]()
 
         def flaky(cognito: Any, pool_id: str, record: Any, **kwargs: Any) -> Any:
             sub = record["attributes"]["sub"]
             calls[sub[0]] += 1
-            if sub.startswith("a") and calls["a"] > 40:  # shard "a" breaks part-way through its users
+            if sub.startswith("a") and calls["a"] > in_shard_a // 2:  # shard "a" breaks half-way through
                 raise RuntimeError("injected failure")
             return real(cognito, pool_id, record, **kwargs)
 
