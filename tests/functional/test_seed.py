@@ -133,6 +133,8 @@ def _snapshot(cognito: Any, pool_id: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("email_usernames", [False, True])
 def test_direct_user_writes_leave_the_pool_the_api_leaves(cognito: Any, email_usernames: bool) -> None:
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+
     from pipeline.operator.local_engine import moto_compat
     from pipeline.operator.local_engine.moto_seed import DirectCognito
 
@@ -144,7 +146,7 @@ def test_direct_user_writes_leave_the_pool_the_api_leaves(cognito: Any, email_us
         name="direct",
         seed=3,
         username_attribute_email=email_usernames,
-        user_writes=DirectCognito("123456789012", "us-east-1"),
+        user_writes=DirectCognito(DEFAULT_ACCOUNT_ID, "us-east-1"),
     )
     assert direct.groups == through_api.groups
     assert (direct.disabled, direct.unconfirmed) == (through_api.disabled, through_api.unconfirmed)
