@@ -53,6 +53,10 @@ audit: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[audit]'
 	$(BIN)/pip-audit --strict --require-hashes --disable-pip -r $(LAMBDA_LOCK)
 
+# tests/unit only (no engine, no CDK synthesis): the quick loop while editing.
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -q
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache cdk.out
 

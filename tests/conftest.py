@@ -9,10 +9,16 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
+import boto3
 import pytest
+from moto import mock_aws
 
-from pipeline.core.aws import default_clients
+from pipeline.core.aws import SDK_CONFIG, default_clients
+
+if TYPE_CHECKING:
+    from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +34,13 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     default_clients.cache_clear()
     yield
     default_clients.cache_clear()
+
+
+@pytest.fixture
+def cognito() -> Iterator[CognitoIdentityProviderClient]:
+    """A Cognito client, configured as the pipeline's, on a fresh in-process moto (credentials: ``aws_env``)."""
+    with mock_aws():
+        yield boto3.client("cognito-idp", config=SDK_CONFIG)
 
 
 def _free_port() -> int:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_contract import ASL_FILES, walk_states
+
+from tests.helpers.asl import ASL_FILES, walk_states
 
 LAMBDA_TRANSIENT = "Lambda.ClientExecutionTimeoutException"
 DAY = 86_400

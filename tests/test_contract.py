@@ -6,32 +6,21 @@ import importlib
 import inspect
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline.core import errors, task_names
+from tests.helpers.asl import ASL_FILES, walk_states
 
 ROOT = Path(__file__).resolve().parents[1]
-ASL_FILES = sorted((ROOT / "statemachines").glob("*.asl.json"))
 # Placeholders that are settings, not functions: the CDK app and the local engine both fill these.
 SETTINGS = {"BackupBucket", "KmsKeyArn", "BackupPrefix"}
 # ``${XStateMachineArn}`` names another state machine of this folder (statemachines/x.asl.json).
 MACHINE_SUFFIX = "StateMachineArn"
 SERVICE_ERRORS = re.compile(r"^(States|Lambda|StepFunctions)\.[A-Za-z]+$")
 FORBIDDEN_IN_NAMES = re.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/]")
-
-
-def walk_states(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    for name, state in states.items():
-        yield name, state
-        processor = state.get("ItemProcessor") or state.get("Iterator")
-        if processor:
-            yield from walk_states(processor["States"])
-        for branch in state.get("Branches", []):
-            yield from walk_states(branch["States"])
 
 
 @pytest.fixture(params=ASL_FILES, ids=lambda p: p.name)

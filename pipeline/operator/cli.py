@@ -32,7 +32,6 @@ from pipeline.operator.cli_common import (
     engine_for,
     err,
     fail,
-    local_engine,
     preflight,
 )
 from pipeline.operator.runs import (
@@ -179,12 +178,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.cognito import throttle
     from pipeline.operator import demo, seed
+    from pipeline.operator.local_engine.moto_seed import DirectCognito
     from pipeline.operator.runs import run_backup
 
     if not 1 <= args.users <= 200_000:
         raise errors.InvalidRequest("--users must be between 1 and 200000")
     started = time.monotonic()
-    with local_engine(embedded=True) as engine:
+    from pipeline.operator.local_engine import LocalEngine
+
+    with LocalEngine(embedded=True) as engine:
         clients = make_clients()
         account = demo.prepare_account(clients)
 
@@ -192,8 +194,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if not args.quiet and (done == total or done % 500 == 0):
                 err(f"seeding the demo pool: {done:,}/{total:,} users")
 
-        # The seeder writes through its own client: its calls are setup, not the pipeline's.
-        seeded = seed.seed_pool(boto3.client("cognito-idp"), users=args.users, on_progress=seeded_progress)
+        # The seeder writes through its own client, its users straight into the embedded Cognito: setup, not the
+        # pipeline's calls (which all go through the API).
+        seeded = seed.seed_pool(
+            boto3.client("cognito-idp"),
+            users=args.users,
+            on_progress=seeded_progress,
+            user_writes=DirectCognito(engine.account, engine.region),
+        )
         if not args.quiet:
             err(
                 f"seeded pool {seeded.pool_id}: {seeded.users:,} users, {len(seeded.groups)} groups, "

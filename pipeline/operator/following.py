@@ -34,6 +34,8 @@ def follow_execution(
     still_running: str,
     on_event: Callable[[Event], None] | None = None,
     on_poll: Callable[[], None] | None = None,
+    pause_per_event_s: float = 0.0,
+    max_pause_s: float = 2.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Finished:
@@ -41,6 +43,8 @@ def follow_execution(
 
     ``read_events`` may return events already passed on (a whole history, or a page read again): only ids above
     the last one seen go through. ``on_poll`` runs after every poll, events or not (a progress heartbeat).
+    ``pause_per_event_s`` stretches the pause as the history grows (up to ``max_pause_s``), for an engine that
+    returns the whole history on every read.
     Raises EngineError with ``still_running`` when ``timeout_s`` passes first.
     """
     deadline = clock() + timeout_s
@@ -71,4 +75,4 @@ def follow_execution(
         remaining = deadline - clock()
         if remaining <= 0:
             raise EngineError(still_running)
-        sleep(min(poll_s, remaining))
+        sleep(min(max(poll_s, min(seen * pause_per_event_s, max_pause_s)), remaining))

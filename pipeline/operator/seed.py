@@ -5,7 +5,9 @@ kept. No message is ever sent: AdminCreateUser suppresses its invitation, and th
 so SignUp sends no code. E-mail addresses are under example.com, phone numbers in the fictional +1-555 range.
 
 The seeder calls its client directly, without the pipeline's rate budget: it exists for demos and tests
-(moto); on AWS botocore's own retries absorb the occasional throttle.
+(moto); on AWS botocore's own retries absorb the occasional throttle. The demo writes its users straight into
+the embedded Cognito (``user_writes``, :mod:`pipeline.operator.local_engine.moto_seed`), the same calls without
+the HTTP round trip; everything else, and every test, goes through the API.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pipeline.core.errors import InvalidRequest
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
     from mypy_boto3_cognito_idp.type_defs import AttributeTypeTypeDef
+
+    from pipeline.operator.local_engine.moto_seed import DirectCognito
 
 Progress = Callable[[int, int], None]
 
@@ -169,8 +173,12 @@ def seed_pool(
     seed: int = 7,
     username_attribute_email: bool = False,
     on_progress: Progress | None = None,
+    user_writes: DirectCognito | None = None,
 ) -> SeededPool:
-    """Create and fill a demo pool; returns what was created, for demos and tests to check against."""
+    """Create and fill a demo pool; returns what was created, for demos and tests to check against.
+
+    ``user_writes`` creates the users (and their passwords, states and memberships) instead of ``cognito``.
+    """
     if users < 0:
         raise InvalidRequest("users must not be negative")
     people = _people(users, seed, username_attribute_email)
@@ -204,8 +212,9 @@ def seed_pool(
             cognito.create_group(**group_kwargs)
 
         members = {g[0]: 0 for g in GROUPS}
+        writes = user_writes if user_writes is not None else cognito
         for done, person in enumerate(people, start=1):
-            _create_user(cognito, pool_id, client_id, person, members)
+            _create_user(writes, pool_id, client_id, person, members)
             if on_progress and (done % PROGRESS_EVERY == 0 or done == len(people)):
                 on_progress(done, len(people))
     return SeededPool(
@@ -221,7 +230,7 @@ def seed_pool(
 
 
 def _create_user(
-    cognito: CognitoIdentityProviderClient,
+    cognito: CognitoIdentityProviderClient | DirectCognito,
     pool_id: str,
     client_id: str,
     person: _Person,

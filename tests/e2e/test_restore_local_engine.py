@@ -10,17 +10,8 @@ from typing import Any
 
 import boto3
 import pytest
-from restore_helpers import (
-    BackgroundRestore,
-    decide,
-    pool_contents,
-    principal,
-    restore_payload,
-    state_order,
-    wait_for_request,
-)
 
-from pipeline.cognito import throttle
+from pipeline.cognito import shards, throttle
 from pipeline.core.aws import Clients, make_clients
 from pipeline.core.errors import SelfApprovalRefused
 from pipeline.core.layout import parse_backup_uri
@@ -31,6 +22,15 @@ from pipeline.restore import diff, passwords, user_restore
 from pipeline.restore import steps as restore
 from pipeline.sealing import audit
 from pipeline.sealing.backup_reader import BackupReader
+from tests.helpers.restore_flow import (
+    BackgroundRestore,
+    decide,
+    pool_contents,
+    principal,
+    restore_payload,
+    state_order,
+    wait_for_request,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -42,6 +42,13 @@ def full_quota(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     throttle.default_budget.cache_clear()
     yield
     throttle.default_budget.cache_clear()
+
+
+@pytest.fixture
+def sixteen_shards(monkeypatch: pytest.MonkeyPatch) -> None:
+    """16 shards from a few hundred users (PlanShards runs in this process): the restore's sharded paths at a
+    size whose restore the rate budget lets through in seconds, not minutes (AdminAddUserToGroup is 25/s)."""
+    monkeypatch.setattr(shards, "SINGLE_SHARD_BELOW", 300)
 
 
 @pytest.fixture
@@ -76,13 +83,18 @@ def _all_objects(clients: Clients, bucket: str) -> list[bytes]:
     return [clients.s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys]
 
 
+@pytest.mark.usefixtures("sixteen_shards")
 def test_restore_into_a_new_pool_is_faithful_and_leaks_nothing(
     temp_passwords: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG)
+    # Everyone's records from INFO up, and ours at every level: the root logger at DEBUG would capture (and slow
+    # the run down with) every botocore wire dump, which Lambda never emits either.
+    caplog.set_level(logging.INFO)
+    for project_logger in ("pipeline", "tasks"):
+        caplog.set_level(logging.DEBUG, logger=project_logger)
     with LocalEngine(embedded=True) as engine:
         clients = make_clients()
-        account, pool, uri = _backup(engine, clients, 2000, seed=21, username_attribute_email=True)
+        account, pool, uri = _backup(engine, clients, 400, seed=21, username_attribute_email=True)
         approver = principal(clients, "approver")
         run = BackgroundRestore(
             engine, account.storage, restore_payload(clients, uri, new_pool="restored-pool")
@@ -179,22 +191,25 @@ def test_expiry_leaves_the_target_untouched() -> None:
         assert order("RestorePoolConfig", "entered") == -1
 
 
+@pytest.mark.usefixtures("sixteen_shards")
 def test_a_restore_interrupted_in_one_shard_completes_on_a_second_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with LocalEngine(embedded=True) as engine:
         clients = make_clients()
-        account, pool, uri = _backup(engine, clients, 2100, seed=8)
+        account, pool, uri = _backup(engine, clients, 500, seed=8)
         approver = principal(clients, "approver")
         reader = BackupReader.open(clients, parse_backup_uri(uri))
         assert len(reader.doc["shards"]) == 16
+        in_shard_a = sum(1 for u in reader.users() if u["attributes"]["sub"].startswith("a"))
+        assert in_shard_a >= 2
         real = user_restore.restore_user
         calls = Counter[str]()
 
         def flaky(cognito: Any, pool_id: str, record: Any, **kwargs: Any) -> Any:
             sub = record["attributes"]["sub"]
             calls[sub[0]] += 1
-            if sub.startswith("a") and calls["a"] > 40:  # shard "a" breaks part-way through its users
+            if sub.startswith("a") and calls["a"] > in_shard_a // 2:  # shard "a" breaks half-way through
                 raise RuntimeError("injected failure")
             return real(cognito, pool_id, record, **kwargs)
 

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-import toy_tasks
 
 from pipeline.core.lambda_runtime import ENGINE_ENDPOINT_ENV
 from pipeline.operator.local_engine import LocalEngine
+from tests.helpers import toy_tasks
 
 CHILD_OK = {
     "StartAt": "Done",

@@ -11,12 +11,12 @@ from urllib.parse import quote
 
 import boto3
 import pytest
-import toy_tasks
 from botocore.config import Config
 
 from pipeline.core.errors import EngineError
 from pipeline.operator.local_engine import LambdaEndpoint
 from pipeline.operator.local_engine.lambda_endpoint import function_name_from
+from tests.helpers import toy_tasks
 
 WAIT_S = 10.0
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import boto3
 import pytest
-import toy_tasks
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 
@@ -25,6 +24,7 @@ from pipeline.core import task_names
 from pipeline.core.errors import EngineError, RegionMissing
 from pipeline.operator.local_engine import LocalEngine, failure, state_timeline, task_outputs, task_registry
 from pipeline.operator.local_engine.history import ENTERED, EXITED
+from tests.helpers import toy_tasks
 
 TOY = toy_tasks.TOY_ASL.read_text()
 TIMEOUT_S = 60.0

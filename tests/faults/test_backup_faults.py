@@ -10,7 +10,12 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from conftest import (
+
+from pipeline.backup import steps as backup
+from pipeline.core.aws import Clients
+from pipeline.core.contracts import ShardState, UserCursor
+from pipeline.operator.local_engine import LocalEngine
+from tests.helpers.faults import (
     COGNITO,
     S3,
     Call,
@@ -22,11 +27,6 @@ from conftest import (
     s3_error,
     throttled,
 )
-
-from pipeline.backup import steps as backup
-from pipeline.core.aws import Clients
-from pipeline.core.contracts import ShardState, UserCursor
-from pipeline.operator.local_engine import LocalEngine
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from conftest import COGNITO, Call, FaultInjector, World, cognito_error, contents, open_world
-from restore_helpers import BackgroundRestore, decide, principal, restore_payload, wait_for_request
 
 from pipeline.backup import steps as backup
 from pipeline.cognito import shards
@@ -24,6 +22,8 @@ from pipeline.core.layout import parse_backup_uri
 from pipeline.operator.local_engine import LocalEngine
 from pipeline.restore import diff
 from pipeline.sealing.backup_reader import BackupReader
+from tests.helpers.faults import COGNITO, Call, FaultInjector, World, cognito_error, contents, open_world
+from tests.helpers.restore_flow import BackgroundRestore, decide, principal, restore_payload, wait_for_request
 
 USERS = 300
 

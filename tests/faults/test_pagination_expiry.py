@@ -9,13 +9,13 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
-from conftest import COGNITO, Call, FaultInjector, World, cognito_error, contents, open_world
 
 from pipeline.backup import steps as backup
 from pipeline.cognito import reading as cognito_read
 from pipeline.core.layout import parse_backup_uri
 from pipeline.operator.local_engine import LocalEngine
 from pipeline.sealing.backup_reader import BackupReader
+from tests.helpers.faults import COGNITO, Call, FaultInjector, World, cognito_error, contents, open_world
 
 pytestmark = pytest.mark.e2e
 

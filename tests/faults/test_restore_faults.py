@@ -6,13 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from conftest import COGNITO, Call, FaultInjector, SeededRandom, World, open_world, throttled
-from restore_helpers import BackgroundRestore, decide, principal, restore_payload, wait_for_request
 
 from pipeline.core.layout import parse_backup_uri
 from pipeline.operator.local_engine import LocalEngine
 from pipeline.restore import diff
 from pipeline.sealing.backup_reader import BackupReader
+from tests.helpers.faults import COGNITO, Call, FaultInjector, SeededRandom, World, open_world, throttled
+from tests.helpers.restore_flow import BackgroundRestore, decide, principal, restore_payload, wait_for_request
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import boto3
 import pytest
-import task_chain
 from moto import mock_aws
 
 from pipeline.backup import steps as backup
@@ -31,6 +30,7 @@ from tasks import (
     verify_backup,
     write_manifest,
 )
+from tests.helpers import task_chain
 
 
 @pytest.fixture
@@ -85,7 +85,8 @@ def test_enumerate_pools_refuses_an_unusable_key(world: Any) -> None:
     clients, account, pool = world
     key = clients.kms.create_key()["KeyMetadata"]["Arn"]
     clients.kms.disable_key(KeyId=key.split("/")[-1])  # moto accepts only the id here
-    storage = {**account.storage, "kmsKeyArn": key}
+    storage = account.storage.copy()
+    storage["kmsKeyArn"] = key
     with pytest.raises(KeyAccessDenied):
         enumerate_pools.handler({"poolIds": [pool.pool_id], "allPools": False, "storage": storage})
 
@@ -129,7 +130,7 @@ def test_export_users_slices_resume_without_duplicates(world: Any, monkeypatch: 
 def test_write_manifest_refuses_a_missing_shard(world: Any) -> None:
     _, account, pool = world
     state = _full_backup(account, pool.pool_id, write=False)
-    broken: PoolState = {**state, "shardResults": [None, *state["shardResults"][1:]]}  # type: ignore[typeddict-item]
+    broken: PoolState = {**state, "shardResults": [None, *state["shardResults"][1:]]}
     with pytest.raises(IncompleteBackup):
         write_manifest.handler(broken)
 

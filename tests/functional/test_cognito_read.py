@@ -8,12 +8,9 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from moto import mock_aws
-from real_aws_doubles import refuse_call
 
 from pipeline.cognito.reading import (
     describe_pool,
@@ -26,18 +23,9 @@ from pipeline.cognito.reading import (
 )
 from pipeline.cognito.shards import plan_shards
 from pipeline.cognito.throttle import RateBudget, install
-from pipeline.core.aws import SDK_CONFIG
 from pipeline.core.errors import PaginationTokenExpired, PoolNotFound
 from pipeline.operator.seed import seed_pool
-
-
-@pytest.fixture
-def cognito(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield boto3.client("cognito-idp", config=SDK_CONFIG)
+from tests.helpers.real_aws_doubles import refuse_call
 
 
 def _all_users(cognito: Any, pool_id: str, prefix: str = "", limit: int = 60) -> list[dict[str, Any]]:

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_pool_restore import World, backup_pool, make_world
 
 from pipeline.restore.diff import DiffReport, diff_pool
+from tests.helpers.restore_world import World, backup_pool, make_world
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest_a import EXPECTED, MARKER, SHARDS, STARTED_AT, Env, mocked_env, write_parts
 
 from pipeline.core.errors import (
     BackupExists,
@@ -15,6 +14,7 @@ from pipeline.core.errors import (
 )
 from pipeline.core.layout import BackupLocation
 from pipeline.sealing.manifest import build_manifest, list_backups, read_manifest, write_manifest
+from tests.helpers.backup_parts import EXPECTED, MARKER, SHARDS, STARTED_AT, Env, mocked_env, write_parts
 
 
 @pytest.fixture

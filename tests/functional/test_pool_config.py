@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from pipeline.cognito.pool_config import capture_pool_config
-from pipeline.core.aws import SDK_CONFIG
 from pipeline.core.errors import PoolNotFound
 from pipeline.operator.seed import seed_pool
-
-
-@pytest.fixture
-def cognito(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield boto3.client("cognito-idp", config=SDK_CONFIG)
 
 
 def test_captures_the_whole_configuration(cognito: Any) -> None:

@@ -13,9 +13,7 @@ from typing import Any
 import boto3
 import botocore.exceptions
 import pytest
-import task_chain
 from moto import mock_aws
-from real_aws_doubles import answer_call, refuse_call
 
 from pipeline.backup import steps as backup
 from pipeline.cognito.reading import list_users_page
@@ -27,6 +25,8 @@ from pipeline.restore.user_restore import restore_user
 from pipeline.sealing import audit, store
 from pipeline.sealing.audit import AuditSink
 from tasks import write_manifest
+from tests.helpers import task_chain
+from tests.helpers.real_aws_doubles import answer_call, refuse_call
 
 BUCKET = "cb-real-aws-rules"
 

@@ -6,13 +6,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_pool_restore import World, backup_pool, make_world
 
 from pipeline.core.contracts import RestoreCursor, RestoreRequest, TargetPool
 from pipeline.restore import membership_index
 from pipeline.restore import steps as restore
 from pipeline.restore.pool_restore import restore_pool_config
 from pipeline.sealing import store
+from tests.helpers.restore_world import World, backup_pool, make_world
 
 
 @pytest.fixture

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from pipeline.core.aws import SDK_CONFIG
 from pipeline.core.errors import InvalidRequest
 from pipeline.operator.seed import GROUPS, seed_pool
-
-
-@pytest.fixture
-def cognito(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield boto3.client("cognito-idp", config=SDK_CONFIG)
 
 
 def _users(cognito: Any, pool_id: str) -> list[dict[str, Any]]:
@@ -132,3 +119,43 @@ def test_empty_and_invalid(cognito: Any) -> None:
     assert (seeded.users, seeded.memberships, seeded.emails) == (0, 0, [])
     with pytest.raises(InvalidRequest):
         seed_pool(cognito, users=-1)
+
+
+def _snapshot(cognito: Any, pool_id: str) -> dict[str, Any]:
+    """Users as the API lists them (every generated value left out: sub, dates), and the groups' members."""
+    users = {}
+    for u in _users(cognito, pool_id):
+        attrs = {a["Name"]: a["Value"] for a in u["Attributes"] if a["Name"] != "sub"}
+        users[u["Username"]] = (attrs, u["UserStatus"], u["Enabled"])
+    groups = {g[0]: sorted(_members(cognito, pool_id, g[0])) for g in GROUPS}
+    return {"users": users, "groups": groups}
+
+
+@pytest.mark.parametrize("email_usernames", [False, True])
+def test_direct_user_writes_leave_the_pool_the_api_leaves(cognito: Any, email_usernames: bool) -> None:
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+
+    from pipeline.operator.local_engine import moto_compat
+    from pipeline.operator.local_engine.moto_seed import DirectCognito
+
+    moto_compat.install()
+    through_api = seed_pool(cognito, users=60, name="api", seed=3, username_attribute_email=email_usernames)
+    direct = seed_pool(
+        cognito,
+        users=60,
+        name="direct",
+        seed=3,
+        username_attribute_email=email_usernames,
+        user_writes=DirectCognito(DEFAULT_ACCOUNT_ID, "us-east-1"),
+    )
+    assert direct.groups == through_api.groups
+    assert (direct.disabled, direct.unconfirmed) == (through_api.disabled, through_api.unconfirmed)
+    api_pool = _snapshot(cognito, through_api.pool_id)
+    direct_pool = _snapshot(cognito, direct.pool_id)
+    if email_usernames:  # usernames are generated ids there: compare by e-mail
+        api_pool["users"] = sorted(api_pool["users"].values(), key=repr)
+        direct_pool["users"] = sorted(direct_pool["users"].values(), key=repr)
+        api_pool["groups"] = {g: len(m) for g, m in api_pool["groups"].items()}
+        direct_pool["groups"] = {g: len(m) for g, m in direct_pool["groups"].items()}
+    assert direct_pool == api_pool
+    assert len(api_pool["users"]) == 60

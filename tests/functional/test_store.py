@@ -5,11 +5,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest_a import MARKER, Env, mocked_env, users
 
 from pipeline.core.errors import AccessDenied, BucketNotFound, IntegrityError, KeyAccessDenied, TamperedError
 from pipeline.core.layout import BackupLocation
 from pipeline.sealing.store import get_sealed, head_stored, put_sealed
+from tests.helpers.backup_parts import MARKER, Env, mocked_env, users
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_pool_restore import World, backup_pool, make_world, restore
 
 from pipeline.restore import passwords, user_restore
 from pipeline.restore.diff import diff_pool
 from pipeline.restore.pool_restore import restore_pool_config
 from pipeline.restore.user_restore import UserOutcome, restore_user, restore_user_groups
+from tests.helpers.restore_world import World, backup_pool, make_world, restore
 
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient

@@ -2,12 +2,21 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from conftest_a import EXPECTED, SHARDS, STARTED_AT, Env, config, mocked_env, users, write_parts
 
 from pipeline.backup.verify import VerifyReport, verify_backup
 from pipeline.core.errors import BackupNotFound, IntegrityError, TamperedError
 from pipeline.sealing.manifest import build_manifest, write_manifest
 from pipeline.sealing.store import StoredObject, put_sealed
+from tests.helpers.backup_parts import (
+    EXPECTED,
+    SHARDS,
+    STARTED_AT,
+    Env,
+    config,
+    mocked_env,
+    users,
+    write_parts,
+)
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from real_aws_doubles import answer_call
-from test_pool_restore import World, backup_pool, make_world, restore
 
 from pipeline.core.contracts import RestoreRequest, TargetPool
 from pipeline.restore import steps
 from pipeline.restore.diff import diff_pool
+from tests.helpers.real_aws_doubles import answer_call
+from tests.helpers.restore_world import World, backup_pool, make_world, restore
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iam_recorder import Call
+from tests.iam.iam_recorder import Call
 
 HERE = Path(__file__).resolve().parent
 PARTITION = "aws"

@@ -24,16 +24,6 @@ from typing import Any
 import boto3
 import moto  # noqa: F401 - moto's hook must be in botocore's built-in handlers before the recorder's
 import pytest
-from iam_contract import (
-    Authorization,
-    Decision,
-    ResolvedTemplate,
-    UnmappedCall,
-    World,
-    authorizations,
-    evaluate,
-)
-from iam_recorder import Call, Recorder, acting_as, recording
 
 from infra.access import APPROVER_ROLE_NAME, OPERATOR_ROLE_NAME
 from infra.permissions import TASK_NEEDS, TaskNeeds
@@ -46,6 +36,16 @@ from pipeline.operator.cli import main
 from pipeline.operator.local_engine import LocalEngine
 from pipeline.restore import approval
 from pipeline.restore import steps as restore
+from tests.iam.iam_contract import (
+    Authorization,
+    Decision,
+    ResolvedTemplate,
+    UnmappedCall,
+    World,
+    authorizations,
+    evaluate,
+)
+from tests.iam.iam_recorder import Call, Recorder, acting_as, recording
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -7,8 +7,16 @@ import json
 import shutil
 
 import pytest
-from iam_contract import Authorization, ResolvedTemplate, World, authorizations, evaluate, node_harness
-from iam_recorder import Call
+
+from tests.iam.iam_contract import (
+    Authorization,
+    ResolvedTemplate,
+    World,
+    authorizations,
+    evaluate,
+    node_harness,
+)
+from tests.iam.iam_recorder import Call
 
 WORLD = World(
     "us-east-1", "123456789012", "backups-bucket", "arn:aws:kms:us-east-1:123456789012:key/k-1", "backups"

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Synth
+
+from tests.helpers.synth import Synth
 
 ASL_DIR = Path(__file__).resolve().parents[1] / "asl"
 VALIDATOR = ASL_DIR / "node_modules" / "asl-validator" / "dist" / "bin" / "asl-validator.js"
@@ -44,11 +45,11 @@ def _resolve(part: Any, resources: dict[str, Any]) -> str:
         kind = resources[logical]["Type"]
         if kind in ("AWS::StepFunctions::StateMachine", "AWS::SNS::Topic"):  # Ref is the ARN for these
             return _ARN_OF_KIND[kind].format(r=REGION, a=ACCOUNT, n=logical.lower())
-        return logical.lower()
+        return str(logical).lower()
     if "Fn::GetAtt" in part:
         logical, attribute = part["Fn::GetAtt"]
         if attribute != "Arn":
-            return logical.lower()
+            return str(logical).lower()
         template = _ARN_OF_KIND[resources[logical]["Type"]]
         return template.format(r=REGION, a=ACCOUNT, n=logical.lower())
     raise AssertionError(f"unexpected intrinsic in a state machine definition: {part}")

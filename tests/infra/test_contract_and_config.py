@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Synth
 
 from infra import asl, bundling, permissions
 from infra.settings import InfraConfigError, Settings, settings_from_context
 from pipeline.core import task_names
+from tests.helpers.synth import Synth
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import Synth, as_list, statements
+from tests.helpers.synth import Synth, as_list, statements
 
 
 def _machine_actions(synth: Synth, name: str) -> dict[str, list[str]]:

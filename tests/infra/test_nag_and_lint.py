@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Synth
+
+from tests.helpers.synth import Synth
 
 # CDK itself adds DependsOn on a role next to a GetAtt of the same role (functions, state machines).
 CDK_OWN_WARNINGS = {"W3005"}

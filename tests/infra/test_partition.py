@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import Synth
-
 from pipeline.sealing.bucket_policy import backup_bucket_policy, enforce_encryption_statement
+from tests.helpers.synth import Synth
 
 
 def test_bucket_policy_statements_use_the_partition_given() -> None:

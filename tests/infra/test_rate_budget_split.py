@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import Synth
 
 from infra.asl import MachineSpec, concurrent_cognito_tasks, discover
 from infra.settings import InfraConfigError
 from pipeline.cognito.throttle import DEFAULT_FRACTION, FRACTION_ENV
 from pipeline.core.task_names import function_name
+from tests.helpers.synth import Synth
 
 
 def _env(synth: Synth, task: str) -> dict[str, str]:

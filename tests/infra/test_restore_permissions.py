@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 import pytest
-from conftest import Synth, as_list, statements
 
 from infra import permissions
 from pipeline.core.task_names import function_name
 from pipeline.operator.aws_engine import STACK_NAME, output_name
 from pipeline.restore.approval import TOPIC_ENV
+from tests.helpers.synth import Synth, as_list, statements
 
 
 def _function(synth: Synth, task: str) -> dict[str, Any]:
@@ -188,7 +188,7 @@ def test_aws_mode_finds_its_outputs(default_synth: Synth) -> None:
 
 
 def test_access_roles_can_be_left_out(tmp_path: Any) -> None:
-    from conftest import _synth
+    from tests.helpers.synth import synth as _synth
 
     synth = _synth(tmp_path, {"accessRoles": "false"})
     names = {r["Properties"].get("RoleName") for r in synth.resources("AWS::IAM::Role").values()}

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import EXTERNAL_ID, TRUSTED_ACCOUNT, Synth, as_list, policy_documents, statements
-
 from pipeline.core.task_names import function_name
+from tests.helpers.synth import EXTERNAL_ID, TRUSTED_ACCOUNT, Synth, as_list, policy_documents, statements
 
 BACKUP_TASKS = [
     "EnumeratePools",

@@ -7,12 +7,10 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import botocore.exceptions
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from moto import mock_aws
 
 from pipeline.cognito.throttle import (
     OPERATION_CATEGORY,
@@ -24,7 +22,6 @@ from pipeline.cognito.throttle import (
     default_budget,
     install,
 )
-from pipeline.core.aws import SDK_CONFIG
 from pipeline.core.errors import InvalidRequest, Throttled
 
 
@@ -243,15 +240,6 @@ class Injector:
             self.remaining -= 1
             return _throttle_response()
         return None
-
-
-@pytest.fixture
-def cognito(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield boto3.client("cognito-idp", config=SDK_CONFIG)
 
 
 def _wire(cognito: Any, injector: Injector, **kwargs: Any) -> tuple[RateBudget, FakeTime, list[float]]:

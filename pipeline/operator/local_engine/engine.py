@@ -57,6 +57,8 @@ LOCAL_REGION = "us-east-1"
 _RUNNING = "RUNNING"
 # How long exit waits for running handlers: the mock must outlive them, or their SDK calls would leave it.
 _DRAIN_S = 30.0
+_POLL_S_PER_EVENT = 0.001
+_MAX_POLL_S = 2.0
 _ENDPOINT_VARS = re.compile(r"^AWS_ENDPOINT_URL(_[A-Z0-9_]+)?$")
 
 
@@ -363,6 +365,10 @@ class LocalEngine:
             still_running=f"execution still running after {timeout_s:g}s: {execution_arn}",
             on_event=on_event,
             on_poll=on_poll,
+            # moto returns the whole history on every read: a long execution polled every 0.2 s would spend its
+            # time serialising its own history, so the pause grows with it (1 ms per event, at most 2 s).
+            pause_per_event_s=_POLL_S_PER_EVENT,
+            max_pause_s=_MAX_POLL_S,
         )
         return ExecutionResult(
             status=done.status, output=done.output, error=done.error, cause=done.cause, events=done.events

@@ -8,16 +8,23 @@ PascalCase (``ExecutionArn``). Step Functions itself does both conversions, so t
 
 2. Thread safety of moto's Cognito emulation. Map states run tasks concurrently, and moto's Cognito backend
 iterates dictionaries that other requests modify ("OrderedDict mutated during iteration"). The service itself
-is safe under concurrent calls, so each emulated Cognito request is made atomic with one lock.
+is safe under concurrent calls, so each emulated Cognito request is made atomic with a readers-writer lock:
+reads (the List, Describe and Get actions, which only iterate) run side by side, and a request that may change
+anything runs alone. A Map of export tasks only reads, so its shards no longer queue behind one another.
+
+3. O(page) paging of ListUsers and ListUsersInGroup (:mod:`.moto_paging`), which moto makes quadratic.
 """
 
 from __future__ import annotations
 
-import threading
+from contextlib import AbstractContextManager
 from typing import Any
 
+from pipeline.operator.local_engine import moto_paging
+from pipeline.operator.local_engine.rwlock import ReadWriteLock
+
 _MARK = "_cognito_backuper_compat"
-_COGNITO_LOCK = threading.RLock()
+_COGNITO_LOCK = ReadWriteLock()
 
 
 def _camel(key: str) -> str:
@@ -35,10 +42,16 @@ def _rename_keys(mapping: dict[str, Any], rename: Any) -> None:
             mapping[new] = mapping.pop(key)
 
 
+def cognito_writes() -> AbstractContextManager[None]:
+    """Hold the embedded Cognito alone, as a request that changes it does (for writes around the API)."""
+    return _COGNITO_LOCK.writing()
+
+
 def install() -> None:
-    """Both shims, once per process."""
+    """Every shim, once per process."""
     _install_sfn_integration()
     _install_cognito_lock()
+    moto_paging.install()
 
 
 def _install_cognito_lock() -> None:
@@ -50,11 +63,24 @@ def _install_cognito_lock() -> None:
     original = cls.call_action
 
     def call_action(self: Any) -> Any:
-        with _COGNITO_LOCK:
+        if _is_read(self):
+            with _COGNITO_LOCK.reading():
+                return original(self)
+        with _COGNITO_LOCK.writing():
             return original(self)
 
     cls.call_action = call_action
     setattr(cls, _MARK, True)
+
+
+def _is_read(response: Any) -> bool:
+    from moto.core.utils import camelcase_to_underscores
+
+    try:
+        action = camelcase_to_underscores(response._get_action())
+    except Exception:  # noqa: BLE001 - an action we cannot name is treated as a write: the safe side
+        return False
+    return action in moto_paging.READ_METHODS
 
 
 def _install_sfn_integration() -> None:

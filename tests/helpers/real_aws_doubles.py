@@ -50,8 +50,10 @@ def s3_error(code: str, status: int, message: str) -> AWSResponse:
 
 def json_body(request: AWSPreparedRequest) -> dict[str, Any]:
     body = request.body
-    if isinstance(body, bytes):
+    if isinstance(body, bytes | bytearray):
         body = body.decode()
+    if body is not None and not isinstance(body, str):
+        raise TypeError("a streamed request body cannot be inspected")
     loaded: dict[str, Any] = json.loads(body) if body else {}
     return loaded
 

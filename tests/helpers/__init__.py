@@ -1,0 +1,1 @@
+"""Helper modules shared by the tests, imported as ``tests.helpers.<module>`` (never through conftest)."""
