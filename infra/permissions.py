@@ -84,7 +84,10 @@ def _needs(
 TASK_NEEDS: Mapping[str, TaskNeeds] = {
     # Backup (statemachines/backup.asl.json); derived from what pipeline.backup.steps calls.
     # HeadBucket needs ListBucket; DescribeKey checks the key before any work starts.
-    "EnumeratePools": _needs(["ListUserPools", "DescribeUserPool"], ["ListBucket"], ["DescribeKey"]),
+    # It also writes the run's pool list (<prefix>/runs/<run>/pools.json) for BackupEachPool's ItemReader.
+    "EnumeratePools": _needs(
+        ["ListUserPools", "DescribeUserPool"], ["ListBucket", "PutObject"], ["DescribeKey", "GenerateDataKey"]
+    ),
     "CapturePoolConfig": _needs(_CONFIG_READ, ["PutObject"], ["GenerateDataKey"]),
     # Pure planning from the captured estimate: no AWS access at all.
     "PlanShards": _needs(),
@@ -99,6 +102,11 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         (), ["GetObject", "ListBucket", "PutObject", "DeleteObject"], ["GenerateDataKey"]
     ),
     "VerifyBackup": _needs((), ["GetObject", "ListBucket"], ["Decrypt"], long_running=True),
+    # Reads the run's pool list and every pool's authenticated manifest (the MAC key is a KMS data key), writes
+    # the run's summary.
+    "CollectBackups": _needs(
+        (), ["GetObject", "PutObject"], ["Decrypt", "GenerateDataKey"], long_running=True
+    ),
     # Restore (statemachines/restore.asl.json, DESIGN.md section 6). Audit records, approvals and the restore
     # workspace are sealed objects under <prefix>/audit/, <prefix>/approvals/ and <prefix>/restores/.
     # Reads only on Cognito: verifies the whole backup, checks the target, reads and re-seals the selection.

@@ -11,12 +11,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pipeline.backup import run_objects
 from pipeline.backup.verify import verify_backup
 from pipeline.cognito import pool_config, shards
 from pipeline.cognito import reading as cognito_read
 from pipeline.core import layout
 from pipeline.core.aws import Clients, error_code, sdk_errors
 from pipeline.core.contracts import (
+    BackupsResult,
+    BackupSummary,
+    CollectBackupsEvent,
     EnumeratePoolsEvent,
     EnumeratePoolsResult,
     ManifestSummary,
@@ -92,7 +96,11 @@ def _check_storage(clients: Clients, storage: Storage) -> Storage:
 def enumerate_pools(
     clients: Clients, event: EnumeratePoolsEvent, now: dt.datetime | None = None
 ) -> EnumeratePoolsResult:
+    """Writes the run's pool list to S3 for BackupEachPool's ItemReader; only its key and count travel on."""
     storage = _check_storage(clients, event["storage"])
+    run = event.get("run")
+    if not run:
+        raise InvalidRequest("a backup run needs its execution name")
     requested = list(event.get("poolIds") or [])
     if event.get("allPools"):
         pool_ids = cognito_read.list_pool_ids(clients.cognito)
@@ -108,8 +116,61 @@ def enumerate_pools(
         {"poolId": p, "backupId": layout.new_backup_id(now), "storage": storage, "startedAt": started}
         for p in pool_ids
     ]
+    key = run_objects.write_pools(clients, storage, run, jobs)
+    execution = event.get("execution")
+    threshold = execution.get(shards.THRESHOLD_INPUT_KEY) if isinstance(execution, Mapping) else None
     log.info("pools to back up", extra={"pools": len(jobs)})
-    return {"pools": jobs}
+    return {
+        "run": run,
+        "poolsKey": key,
+        "pools": len(jobs),
+        "distributedShardThreshold": int(threshold) if threshold is not None else None,
+    }
+
+
+# Backups named in the execution's output; the rest are in the run's summary object. 100 summaries are about
+# 25 KiB, a tenth of the 256 KiB payload limit.
+INLINE_BACKUPS = 100
+
+
+def collect_backups(clients: Clients, event: CollectBackupsEvent) -> BackupsResult:
+    """Every listed pool must have reported a verified backup and have its authenticated manifest.
+
+    A failed child execution may come back as null while the Map succeeds (moto's interpreter does so), so the
+    flags and the manifests are both checked here, not trusted from the Map's status.
+    """
+    storage = event["storage"]
+    jobs = run_objects.read_pools(clients, storage, event["poolsKey"])
+    results = event.get("results") or []
+    unverified = sum(1 for r in results if not (isinstance(r, Mapping) and r.get("verified") is True))
+    if len(jobs) != event["pools"] or len(results) != len(jobs) or unverified:
+        missing = unverified + abs(len(jobs) - len(results))
+        raise IncompleteBackup(f"{missing} of {len(jobs)} pools did not report a verified backup")
+    backups: list[BackupSummary] = []
+    for job in jobs:
+        loc = location(job)
+        counts = manifest.read_manifest(clients, loc, job["storage"]["kmsKeyArn"])["counts"]
+        backups.append(
+            {
+                "poolId": job["poolId"],
+                "backupId": job["backupId"],
+                "uri": loc.uri,
+                "users": int(counts["users"]),
+                "groups": int(counts["groups"]),
+                "memberships": int(counts["memberships"]),
+                "verified": True,
+            }
+        )
+    key = run_objects.write_summary(clients, storage, event["run"], backups)
+    return {
+        "pools": len(backups),
+        "users": sum(b["users"] for b in backups),
+        "groups": sum(b["groups"] for b in backups),
+        "memberships": sum(b["memberships"] for b in backups),
+        "summaryKey": key,
+        "backups": backups[:INLINE_BACKUPS],
+        "truncated": len(backups) > INLINE_BACKUPS,
+    }
 
 
 def capture_config(clients: Clients, job: PoolJob) -> PoolConfigSummary:

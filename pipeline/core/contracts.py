@@ -26,10 +26,53 @@ class EnumeratePoolsEvent(TypedDict):
     poolIds: NotRequired[list[str]]
     allPools: NotRequired[bool]
     storage: Storage
+    run: NotRequired[str]  # the execution name: names the run's objects in S3
+    execution: NotRequired[dict[str, Any]]  # the execution input, for the optional distributedShardThreshold
 
 
 class EnumeratePoolsResult(TypedDict):
-    pools: list[PoolJob]
+    """The pools themselves are in S3 (``poolsKey``): a thousand descriptors would not fit in a payload."""
+
+    run: str
+    poolsKey: str
+    pools: int
+    distributedShardThreshold: int | None
+
+
+class PoolOutcome(TypedDict):
+    """What one child execution of BackupEachPool returns: one flag, so the Map's result stays small."""
+
+    verified: bool
+
+
+class CollectBackupsEvent(TypedDict):
+    run: str
+    poolsKey: str
+    pools: int
+    results: list[PoolOutcome | None]
+    storage: Storage
+
+
+class BackupSummary(TypedDict):
+    poolId: str
+    backupId: str
+    uri: str
+    users: int
+    groups: int
+    memberships: int
+    verified: bool
+
+
+class BackupsResult(TypedDict):
+    """The backup execution's output: totals, the first backups inline, every backup in ``summaryKey``."""
+
+    pools: int
+    users: int
+    groups: int
+    memberships: int
+    summaryKey: str
+    backups: list[BackupSummary]
+    truncated: bool
 
 
 class PoolConfigSummary(TypedDict):
@@ -109,9 +152,9 @@ class VerificationResult(TypedDict):
 
 
 class PoolState(TypedDict):
-    """The state of one iteration of BackupEachPool, as it grows along the pool's states.
+    """The state of one child execution of BackupEachPool, as it grows along the pool's states.
 
-    PlanShards also receives ``execution``: the execution input, for the optional ``distributedShardThreshold``.
+    ``execution`` carries the operator's optional ``distributedShardThreshold`` down from the parent's input.
     """
 
     job: PoolJob

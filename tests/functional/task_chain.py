@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.core.contracts import PoolState, ShardState, SliceState, Storage
+from pipeline.backup import run_objects
+from pipeline.core.aws import default_clients
+from pipeline.core.contracts import PoolJob, PoolState, ShardState, SliceState, Storage
 from tasks import (
     capture_pool_config,
     enumerate_pools,
@@ -46,9 +48,17 @@ def export_all(state: PoolState) -> PoolState:
     return state
 
 
+def enumerate_jobs(event: Any, run: str = "test-run") -> list[PoolJob]:
+    """EnumeratePools, then the pool list it wrote to S3 for the Map's ItemReader."""
+    out = enumerate_pools.handler({**event, "run": run})
+    jobs = run_objects.read_pools(default_clients(), event["storage"], out["poolsKey"])
+    assert out["pools"] == len(jobs)
+    return jobs
+
+
 def run_backup(storage: Storage, pool_id: str, *, write: bool = True) -> PoolState:
-    jobs = enumerate_pools.handler({"poolIds": [pool_id], "allPools": False, "storage": storage})
-    state: PoolState = {"job": jobs["pools"][0]}
+    jobs = enumerate_jobs({"poolIds": [pool_id], "allPools": False, "storage": storage})
+    state: PoolState = {"job": jobs[0]}
     state["config"] = capture_pool_config.handler(state)
     state["plan"] = plan_shards.handler(state)
     export_all(state)
