@@ -88,7 +88,8 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
     "EnumeratePools": _needs(
         ["ListUserPools", "DescribeUserPool"], ["ListBucket", "PutObject"], ["DescribeKey", "GenerateDataKey"]
     ),
-    "CapturePoolConfig": _needs(_CONFIG_READ, ["PutObject"], ["GenerateDataKey"]),
+    # In slices: the last one reads the sealed work parts back to seal config.bin.
+    "CapturePoolConfig": _needs(_CONFIG_READ, ["GetObject", "PutObject"], ["GenerateDataKey", "Decrypt"]),
     # Pure planning from the captured estimate: no AWS access at all.
     "PlanShards": _needs(),
     "ExportUsers": _needs(["ListUsers"], ["PutObject"], ["GenerateDataKey"], long_running=True),

@@ -21,6 +21,7 @@ from pipeline.core.contracts import (
     BackupsResult,
     BackupSummary,
     CollectBackupsEvent,
+    ConfigCursor,
     EnumeratePoolsEvent,
     EnumeratePoolsResult,
     ManifestSummary,
@@ -173,14 +174,54 @@ def collect_backups(clients: Clients, event: CollectBackupsEvent) -> BackupsResu
     }
 
 
-def capture_config(clients: Clients, job: PoolJob) -> PoolConfigSummary:
+CONFIG_START: ConfigCursor = {"phase": pool_config.SETTINGS, "nextToken": None, "part": 0, "done": False}
+
+
+def _config_work_key(loc: layout.BackupLocation, part: int) -> str:
+    # Under the backup's root: WriteManifest removes these work parts with any other leftover.
+    return f"{loc.root}work/config-{part:05d}.bin"
+
+
+def capture_config(
+    clients: Clients,
+    job: PoolJob,
+    cursor: ConfigCursor | None = None,
+    *,
+    budget_s: float = float("inf"),
+    clock: Clock = time.monotonic,
+) -> ConfigCursor | PoolConfigSummary:
+    """One slice of the pool's configuration, sealed as a work part; the last slice seals ``config.bin``.
+
+    Like ExportUsers, a slice's part key depends only on the cursor, so a retried slice rewrites the same object.
+    """
+    cursor = cursor or CONFIG_START
+    if cursor["done"]:
+        return cursor
     loc = location(job)
-    config = pool_config.capture_pool_config(clients.cognito, job["poolId"])
-    store.put_sealed(clients, loc, job["storage"]["kmsKeyArn"], loc.config_key, [config])
-    estimated = int(config["pool"].get("EstimatedNumberOfUsers") or 0) or cognito_read.estimated_users(
-        clients.cognito, job["poolId"]
+    key_arn = job["storage"]["kmsKeyArn"]
+    captured = pool_config.capture_slice(
+        clients.cognito,
+        job["poolId"],
+        cursor["phase"],
+        cursor["nextToken"],
+        deadline=clock() + budget_s,
+        clock=clock,
     )
+    part = cursor["part"]
+    if captured.records:
+        store.put_sealed(clients, loc, key_arn, _config_work_key(loc, part), captured.records)
+        part += 1
+    if captured.phase != pool_config.DONE:
+        return {"phase": captured.phase, "nextToken": captured.token, "part": part, "done": False}
+    records = [r for p in range(part) for r in store.get_sealed(clients, loc, _config_work_key(loc, p))]
+    config = pool_config.assemble(records)
+    store.put_sealed(clients, loc, key_arn, loc.config_key, [config])
+    estimated = cognito_read.estimated_users(clients.cognito, job["poolId"])
     return {
+        "phase": pool_config.DONE,
+        "nextToken": None,
+        "part": part,
+        "done": True,
         "configKey": loc.config_key,
         "estimatedUsers": estimated,
         "groups": len(config["groups"]),

@@ -134,19 +134,26 @@ def _group_record(item: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def groups_page(
+    cognito: CognitoIdentityProviderClient, pool_id: str, token: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One ListGroups page as group records, and the next token (None after the last page)."""
+    kwargs: dict[str, Any] = {"UserPoolId": pool_id, "Limit": PAGE_LIMIT}
+    if token:
+        kwargs["NextToken"] = token
+    with pool_errors(pool_id):
+        page = cognito.list_groups(**kwargs)
+    return [_group_record(g) for g in page.get("Groups", [])], page.get("NextToken") or None
+
+
 def list_groups(cognito: CognitoIdentityProviderClient, pool_id: str) -> list[dict[str, Any]]:
     groups: list[dict[str, Any]] = []
     token: str | None = None
-    with pool_errors(pool_id):
-        while True:
-            kwargs: dict[str, Any] = {"UserPoolId": pool_id, "Limit": PAGE_LIMIT}
-            if token:
-                kwargs["NextToken"] = token
-            page = cognito.list_groups(**kwargs)
-            groups.extend(_group_record(g) for g in page.get("Groups", []))
-            token = page.get("NextToken")
-            if not token:
-                return groups
+    while True:
+        page, token = groups_page(cognito, pool_id, token)
+        groups.extend(page)
+        if not token:
+            return groups
 
 
 def group_members_page(

@@ -75,7 +75,18 @@ class BackupsResult(TypedDict):
     truncated: bool
 
 
-class PoolConfigSummary(TypedDict):
+class ConfigCursor(TypedDict):
+    """Progress of CapturePoolConfig's loop: the piece being listed (``phase``), its token, the next work part."""
+
+    phase: str
+    nextToken: str | None
+    part: int
+    done: bool
+
+
+class PoolConfigSummary(ConfigCursor):
+    """The last CapturePoolConfig slice's result (``done``): the sealed configuration and its counts."""
+
     configKey: str
     estimatedUsers: int
     groups: int
@@ -159,6 +170,7 @@ class PoolState(TypedDict):
 
     job: PoolJob
     execution: NotRequired[dict[str, Any]]
+    cursor: NotRequired[ConfigCursor]  # CapturePoolConfig's input: where its previous slice stopped
     config: NotRequired[PoolConfigSummary]
     plan: NotRequired[ShardPlan]
     shardResults: NotRequired[list[ShardResult | None]]

@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from task_payloads import record_tasks
 
 from bench import history
 from pipeline.backup import run_objects
@@ -140,3 +141,43 @@ def test_a_few_pools_back_up_through_the_distributed_map_with_the_summary_in_s3(
         kinds = [e["type"] for e in engine.history(outcome.execution_arn)]
         assert "MapRunStarted" in kinds and "MapRunSucceeded" in kinds
         assert len(kinds) <= _parent_events(3) == _parent_events(POOLS)
+
+
+@pytest.mark.e2e
+def test_capture_pool_config_loops_one_page_per_call_and_seals_the_whole_configuration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A zero budget: every CapturePoolConfig call reads one page (or the settings) and the Choice loops."""
+    import tasks.capture_pool_config as capture_task
+    from pipeline.cognito import pool_config, reading
+    from pipeline.sealing import store
+
+    monkeypatch.setattr(capture_task, "time_budget", lambda _context: 0.0)
+    monkeypatch.setattr(reading, "PAGE_LIMIT", 2)  # ListGroups pages of 2: several group slices
+    payloads = record_tasks(monkeypatch, [ASL.read_text()])
+    with LocalEngine(embedded=True) as engine:
+        clients = make_clients()
+        account = demo.prepare_account(clients)
+        pool = seed.seed_pool(boto3.client("cognito-idp"), users=30, seed=3)
+        outcome = run_backup(
+            engine, storage=account.storage, pool_ids=[pool.pool_id], all_pools=False, timeout_s=600
+        )
+        assert outcome.succeeded, outcome.message
+        (backup_result,) = outcome.backups
+        loc = parse_backup_uri(backup_result["uri"])
+        (sealed,) = store.get_sealed(clients, loc, loc.config_key)
+        whole = pool_config.capture_pool_config(clients.cognito, pool.pool_id)
+        leftovers = clients.s3.list_objects_v2(Bucket=loc.bucket, Prefix=loc.root + "work/").get("KeyCount")
+    calls = payloads.of("CapturePoolConfig")
+    phases = [result["phase"] for _, result in calls]
+    assert len(calls) >= 2 + len(pool.groups) // 2
+    assert phases[-1] == pool_config.DONE and phases.count(pool_config.DONE) == 1
+    assert sorted(g["name"] for g in sealed["groups"]) == sorted(pool.groups)
+    assert len({g["name"] for g in sealed["groups"]}) == len(sealed["groups"])
+    # moto makes up a new AWSAccountId in every DescribeUserPoolDomain answer: compare the domain by name.
+    varying = {"capturedAt", "domain"}
+    assert {k: v for k, v in sealed.items() if k not in varying} == {
+        k: v for k, v in whole.items() if k not in varying
+    }
+    assert sealed["domain"]["Domain"] == whole["domain"]["Domain"]
+    assert not leftovers  # WriteManifest removed the work parts
