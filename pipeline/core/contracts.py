@@ -233,13 +233,21 @@ class RestoreRequest(TypedDict):
 
 
 class TargetPool(TypedDict):
-    """RestorePoolConfig's result: where users go, and what the configuration step did (counts only)."""
+    """RestorePoolConfig's result: where users go, and what the configuration step did (counts only).
+
+    It is also the cursor of RestorePoolConfig's loop: the piece being restored (``phase``), the index in its
+    backed-up list, the next slice's number, and ``done``.
+    """
 
     poolId: str
     created: bool
     groupsCreated: int
     conflicts: int
     tempClientId: str | None
+    phase: NotRequired[str]
+    index: NotRequired[int]
+    slice: NotRequired[int]
+    done: NotRequired[bool]
 
 
 class RestoreCounts(TypedDict):
