@@ -32,8 +32,8 @@ from pipeline.core import task_names
 # Where EnumeratePools writes a run's pool list (pipeline.backup.run_objects), read by the Map's ItemReader.
 RUNS_FOLDER = "runs"
 RUN_OBJECTS = (
-    "A backup run's pool list is written at run time under <prefix>/runs/<execution name>/; the state machine "
-    "may only read (s3:GetObject) objects of that folder of this one bucket, for its distributed Map's ItemReader."
+    "A backup run's pool list is written at run time under <prefix>/runs/<run>/; the state machine may "
+    "only read (s3:GetObject) objects of that folder of this one bucket, for its distributed Map's ItemReader."
 )
 
 

@@ -1,10 +1,10 @@
 """The objects one backup run keeps beside its backups: the pools to back up and the run's summary.
 
 A run over every pool of an account can list a thousand pools; their descriptors would not fit in a state's
-256 KiB payload, so EnumeratePools writes them to ``<prefix>/runs/<run>/pools.json``, BackupEachPool (a
-distributed Map) reads them with its ItemReader, and CollectBackups writes ``backups.json`` with every pool's
-result. Both hold ids, S3 URIs and counts only (no user data): plain JSON under SSE-KMS, so the Map's reader
-needs no decryption of its own.
+256 KiB payload, so EnumeratePools writes them to ``<prefix>/runs/<run>/pools.json`` (``<run>`` is made like a
+backup id), BackupEachPool (a distributed Map) reads them with its ItemReader, and CollectBackups writes
+``backups.json`` with every pool's result. Both hold ids, S3 URIs and counts only (no user data): plain JSON
+under SSE-KMS, so the Map's reader needs no decryption of its own.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pipeline.core.contracts import BackupSummary, PoolJob, Storage
 from pipeline.core.errors import IntegrityError, InvalidRequest
 from pipeline.sealing.store import bucket_errors
 
-# Step Functions execution names: 1 to 80 letters, digits, '-' or '_' (a safe key segment).
+# A run's name is a safe key segment: 1 to 80 letters, digits, '-' or '_'.
 _RUN = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 POOLS_NAME = "pools.json"
 SUMMARY_NAME = "backups.json"
@@ -28,7 +28,7 @@ SUMMARY_NAME = "backups.json"
 
 def run_key(storage: Storage, run: str, name: str) -> str:
     if not _RUN.match(run):
-        raise InvalidRequest("a backup run is named by its execution name: letters, digits, '-' and '_'")
+        raise InvalidRequest("a backup run's name has letters, digits, '-' and '_' only")
     prefix = storage["prefix"].strip("/")
     return f"{prefix}/runs/{run}/{name}" if prefix else f"runs/{run}/{name}"
 

@@ -99,9 +99,6 @@ def enumerate_pools(
 ) -> EnumeratePoolsResult:
     """Writes the run's pool list to S3 for BackupEachPool's ItemReader; only its key and count travel on."""
     storage = _check_storage(clients, event["storage"])
-    run = event.get("run")
-    if not run:
-        raise InvalidRequest("a backup run needs its execution name")
     requested = list(event.get("poolIds") or [])
     if event.get("allPools"):
         pool_ids = cognito_read.list_pool_ids(clients.cognito)
@@ -113,6 +110,9 @@ def enumerate_pools(
         raise InvalidRequest("name at least one pool id, or ask for all pools")
     now = now or dt.datetime.now(dt.UTC)
     started = now.isoformat(timespec="seconds")
+    # Named like a backup (time and a random suffix), not by the execution: a nested execution started without
+    # a name has none in the local engine, and a retried call may write the list again under a new name.
+    run = event.get("run") or layout.new_backup_id(now)
     jobs: list[PoolJob] = [
         {"poolId": p, "backupId": layout.new_backup_id(now), "storage": storage, "startedAt": started}
         for p in pool_ids

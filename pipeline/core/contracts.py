@@ -26,7 +26,7 @@ class EnumeratePoolsEvent(TypedDict):
     poolIds: NotRequired[list[str]]
     allPools: NotRequired[bool]
     storage: Storage
-    run: NotRequired[str]  # the execution name: names the run's objects in S3
+    run: NotRequired[str]  # names the run's objects in S3; EnumeratePools makes one up when absent
     execution: NotRequired[dict[str, Any]]  # the execution input, for the optional distributedShardThreshold
 
 
