@@ -138,8 +138,9 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
             "CreateUserPoolClient",
             "DescribeUserPoolDomain",
             "CreateUserPoolDomain",
-            "ListGroups",
+            # Groups in slices: CreateGroup, and GetGroup for one that exists (no ListGroups per slice).
             "CreateGroup",
+            "GetGroup",
         ],
         ["GetObject", "ListBucket", "PutObject"],
         ["Decrypt", "GenerateDataKey"],
