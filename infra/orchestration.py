@@ -4,25 +4,55 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import Aws, RemovalPolicy
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.asl import MachineSpec
-from infra.settings import Settings
+from infra.settings import InfraConfigError, Settings
 from infra.suppressions import (
     ANY_RESOURCE,
     DISTRIBUTED_CHILDREN,
     NESTED_EXECUTIONS,
     STATES_SERVICE,
     acknowledge,
+    bucket_prefix_resource,
 )
 from pipeline.core import task_names
+
+# Where EnumeratePools writes a run's pool list (pipeline.backup.run_objects), read by the Map's ItemReader.
+RUNS_FOLDER = "runs"
+RUN_OBJECTS = (
+    "A backup run's pool list is written at run time under <prefix>/runs/<run>/; the state machine may "
+    "only read (s3:GetObject) objects of that folder of this one bucket, for its distributed Map's ItemReader."
+)
+
+
+@dataclass(frozen=True)
+class ItemSource:
+    """The bucket, key and prefix where a distributed Map's ItemReader finds its items (SSE-KMS objects)."""
+
+    bucket: s3.IBucket
+    key: kms.IKey
+    prefix: str
+
+
+def reads_items(node: Any) -> bool:
+    """Whether a definition has a Map with an ItemReader (its items come from S3, not from the state)."""
+    if isinstance(node, dict):
+        return "ItemReader" in node or any(reads_items(v) for v in node.values())
+    if isinstance(node, list):
+        return any(reads_items(v) for v in node)
+    return False
 
 
 class Machine(Construct):
@@ -38,6 +68,7 @@ class Machine(Construct):
         settings: Mapping[str, str],
         started: Mapping[str, tuple[MachineSpec, sfn.IStateMachine]],
         log_retention: logs.RetentionDays,
+        items: ItemSource | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         substitutions = {name: settings[name] for name in spec.settings}
@@ -86,6 +117,18 @@ class Machine(Construct):
                 f"{spec.state_machine_name}/*]",
                 DISTRIBUTED_CHILDREN,
             )
+        if reads_items(json.loads(spec.path.read_text(encoding="utf-8"))):
+            if items is None:
+                raise InfraConfigError(
+                    f"{spec.name}: a Map reads items from S3; give the machine its ItemSource"
+                )
+            for statement in item_reader_statements(items):
+                self.role.add_to_policy(statement)
+            # The key policy names the role too: the key trusts no one by default (infra.storage.scoped_key).
+            items.key.add_to_resource_policy(item_reader_key_statement(spec, self.role))
+            acknowledge(
+                self.role, bucket_prefix_resource(items.bucket, f"{items.prefix}/{RUNS_FOLDER}"), RUN_OBJECTS
+            )
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
@@ -118,6 +161,37 @@ def distributed_map_statements(spec: MachineSpec) -> list[iam.PolicyStatement]:
             resources=[f"{prefix}:execution:{spec.state_machine_name}/*"],
         ),
     ]
+
+
+def _via_s3() -> dict[str, dict[str, str]]:
+    return {"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}}
+
+
+def item_reader_statements(items: ItemSource) -> list[iam.PolicyStatement]:
+    """The ItemReader's s3:getObject of a run's pool list, an SSE-KMS object: read it, and decrypt through S3."""
+    return [
+        iam.PolicyStatement(
+            sid="ReadMapItems",
+            actions=["s3:GetObject"],
+            resources=[items.bucket.arn_for_objects(f"{items.prefix}/{RUNS_FOLDER}/*")],
+        ),
+        iam.PolicyStatement(
+            sid="DecryptMapItems",
+            actions=["kms:Decrypt"],
+            resources=[items.key.key_arn],
+            conditions=_via_s3(),
+        ),
+    ]
+
+
+def item_reader_key_statement(spec: MachineSpec, role: iam.IRole) -> iam.PolicyStatement:
+    return iam.PolicyStatement(
+        sid=f"DecryptMapItemsFor{spec.construct_id}Machine",
+        principals=[role],
+        actions=["kms:Decrypt"],
+        resources=["*"],
+        conditions=_via_s3(),
+    )
 
 
 def nested_execution_statements(spec: MachineSpec, machine: sfn.IStateMachine) -> list[iam.PolicyStatement]:

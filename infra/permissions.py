@@ -100,10 +100,15 @@ def _needs(
 TASK_NEEDS: Mapping[str, TaskNeeds] = {
     # Backup (statemachines/backup.asl.json); derived from what pipeline.backup.steps calls.
     # HeadBucket checks the bucket (s3:ListBucket, no s3:prefix); DescribeKey checks the key before any work.
+    # It also writes the run's pool list (<prefix>/runs/<run>/pools.json) for BackupEachPool's ItemReader.
     "EnumeratePools": _needs(
-        ["ListUserPools", "DescribeUserPool"], ["ListBucket"], ["DescribeKey"], head_bucket=True
+        ["ListUserPools", "DescribeUserPool"],
+        ["ListBucket", "PutObject"],
+        ["DescribeKey", "GenerateDataKey"],
+        head_bucket=True,
     ),
-    "CapturePoolConfig": _needs(_CONFIG_READ, ["PutObject"], ["GenerateDataKey"]),
+    # In slices: the last one reads the sealed work parts back to seal config.bin.
+    "CapturePoolConfig": _needs(_CONFIG_READ, ["GetObject", "PutObject"], ["GenerateDataKey", "Decrypt"]),
     # Pure planning from the captured estimate: no AWS access at all.
     "PlanShards": _needs(),
     "ExportUsers": _needs(["ListUsers"], ["PutObject"], ["GenerateDataKey"], long_running=True),
@@ -117,6 +122,11 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         (), ["GetObject", "ListBucket", "PutObject", "DeleteObject"], ["GenerateDataKey"]
     ),
     "VerifyBackup": _needs((), ["GetObject", "ListBucket"], ["Decrypt"], long_running=True),
+    # Reads the run's pool list and every pool's authenticated manifest (the MAC key is a KMS data key), writes
+    # the run's summary.
+    "CollectBackups": _needs(
+        (), ["GetObject", "PutObject"], ["Decrypt", "GenerateDataKey"], long_running=True
+    ),
     # Restore (statemachines/restore.asl.json). Audit records, approvals and the restore
     # workspace are sealed objects under <prefix>/audit/, <prefix>/approvals/ and <prefix>/restores/.
     # Reads only on Cognito: verifies the whole backup, checks the target, reads and re-seals the selection.
@@ -147,8 +157,9 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
             "CreateUserPoolClient",
             "DescribeUserPoolDomain",
             "CreateUserPoolDomain",
-            "ListGroups",
+            # Groups in slices: CreateGroup, and GetGroup for one that exists (no ListGroups per slice).
             "CreateGroup",
+            "GetGroup",
         ],
         ["GetObject", "ListBucket", "PutObject"],
         ["Decrypt", "GenerateDataKey"],

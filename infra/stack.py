@@ -16,7 +16,7 @@ from infra.audit import AuditTrail, cross_account_restore_role
 from infra.bundling import PipLocalBundling
 from infra.functions import PYTHON_VERSION, Targets, TaskFunction, function_code
 from infra.monitoring import Alerts, Notifications, dashboard
-from infra.orchestration import DailyBackupSchedule, Machine
+from infra.orchestration import DailyBackupSchedule, ItemSource, Machine
 from infra.settings import InfraConfigError, Settings
 from infra.storage import BackupStorage
 from pipeline.cognito.throttle import DEFAULT_FRACTION
@@ -99,6 +99,7 @@ class CognitoBackuperStack(Stack):
                 settings=substitutions,
                 started=started,
                 log_retention=retention,
+                items=ItemSource(self.storage.bucket, self.storage.key, settings.backup_prefix),
             )
             self.machines[spec.name] = machine
             started[spec.name] = (spec, machine.state_machine)

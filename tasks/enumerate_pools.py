@@ -1,4 +1,4 @@
-"""EnumeratePools: which pools to back up, each with a new backup id."""
+"""EnumeratePools: which pools to back up, each with a new backup id, listed in S3 for BackupEachPool."""
 
 from pipeline.backup import steps as backup
 from pipeline.core.aws import default_clients

@@ -11,12 +11,17 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pipeline.backup import run_objects
 from pipeline.backup.verify import verify_backup
 from pipeline.cognito import pool_config, shards
 from pipeline.cognito import reading as cognito_read
 from pipeline.core import layout
 from pipeline.core.aws import Clients, error_code, sdk_errors
 from pipeline.core.contracts import (
+    BackupsResult,
+    BackupSummary,
+    CollectBackupsEvent,
+    ConfigCursor,
     EnumeratePoolsEvent,
     EnumeratePoolsResult,
     ManifestSummary,
@@ -93,6 +98,7 @@ def _check_storage(clients: Clients, storage: Storage) -> Storage:
 def enumerate_pools(
     clients: Clients, event: EnumeratePoolsEvent, now: dt.datetime | None = None
 ) -> EnumeratePoolsResult:
+    """Writes the run's pool list to S3 for BackupEachPool's ItemReader; only its key and count travel on."""
     storage = _check_storage(clients, event["storage"])
     requested = list(event.get("poolIds") or [])
     if event.get("allPools"):
@@ -105,22 +111,118 @@ def enumerate_pools(
         raise InvalidRequest("name at least one pool id, or ask for all pools")
     now = now or dt.datetime.now(dt.UTC)
     started = now.isoformat(timespec="seconds")
+    # Named like a backup (time and a random suffix), not by the execution: a nested execution started without
+    # a name has none in the local engine, and a retried call may write the list again under a new name.
+    run = event.get("run") or layout.new_backup_id(now)
     jobs: list[PoolJob] = [
         {"poolId": p, "backupId": layout.new_backup_id(now), "storage": storage, "startedAt": started}
         for p in pool_ids
     ]
+    key = run_objects.write_pools(clients, storage, run, jobs)
+    execution = event.get("execution")
+    threshold = execution.get(shards.THRESHOLD_INPUT_KEY) if isinstance(execution, Mapping) else None
     log.info("pools to back up", extra={"pools": len(jobs)})
-    return {"pools": jobs}
-
-
-def capture_config(clients: Clients, job: PoolJob) -> PoolConfigSummary:
-    loc = location(job)
-    config = pool_config.capture_pool_config(clients.cognito, job["poolId"])
-    store.put_sealed(clients, loc, job["storage"]["kmsKeyArn"], loc.config_key, [config])
-    estimated = int(config["pool"].get("EstimatedNumberOfUsers") or 0) or cognito_read.estimated_users(
-        clients.cognito, job["poolId"]
-    )
     return {
+        "run": run,
+        "poolsKey": key,
+        "pools": len(jobs),
+        "distributedShardThreshold": int(threshold) if threshold is not None else None,
+    }
+
+
+# Backups named in the execution's output; the rest are in the run's summary object. 100 summaries are about
+# 25 KiB, a tenth of the 256 KiB payload limit.
+INLINE_BACKUPS = 100
+
+
+def collect_backups(clients: Clients, event: CollectBackupsEvent) -> BackupsResult:
+    """Every listed pool must have reported a verified backup and have its authenticated manifest.
+
+    A failed child execution may come back as null while the Map succeeds (moto's interpreter does so), so the
+    flags and the manifests are both checked here, not trusted from the Map's status.
+    """
+    storage = event["storage"]
+    jobs = run_objects.read_pools(clients, storage, event["poolsKey"])
+    results = event.get("results") or []
+    unverified = sum(1 for r in results if not (isinstance(r, Mapping) and r.get("verified") is True))
+    if len(jobs) != event["pools"] or len(results) != len(jobs) or unverified:
+        missing = unverified + abs(len(jobs) - len(results))
+        raise IncompleteBackup(f"{missing} of {len(jobs)} pools did not report a verified backup")
+    backups: list[BackupSummary] = []
+    for job in jobs:
+        loc = location(job)
+        counts = manifest.read_manifest(clients, loc, job["storage"]["kmsKeyArn"])["counts"]
+        backups.append(
+            {
+                "poolId": job["poolId"],
+                "backupId": job["backupId"],
+                "uri": loc.uri,
+                "users": int(counts["users"]),
+                "groups": int(counts["groups"]),
+                "memberships": int(counts["memberships"]),
+                "verified": True,
+            }
+        )
+    key = run_objects.write_summary(clients, storage, event["run"], backups)
+    return {
+        "pools": len(backups),
+        "users": sum(b["users"] for b in backups),
+        "groups": sum(b["groups"] for b in backups),
+        "memberships": sum(b["memberships"] for b in backups),
+        "summaryKey": key,
+        "backups": backups[:INLINE_BACKUPS],
+        "truncated": len(backups) > INLINE_BACKUPS,
+    }
+
+
+CONFIG_START: ConfigCursor = {"phase": pool_config.SETTINGS, "nextToken": None, "part": 0, "done": False}
+
+
+def _config_work_key(loc: layout.BackupLocation, part: int) -> str:
+    # Under the backup's root: WriteManifest removes these work parts with any other leftover.
+    return f"{loc.root}work/config-{part:05d}.bin"
+
+
+def capture_config(
+    clients: Clients,
+    job: PoolJob,
+    cursor: ConfigCursor | None = None,
+    *,
+    budget_s: float = float("inf"),
+    clock: Clock = time.monotonic,
+) -> ConfigCursor | PoolConfigSummary:
+    """One slice of the pool's configuration, sealed as a work part; the last slice seals ``config.bin``.
+
+    Like ExportUsers, a slice's part key depends only on the cursor, so a retried slice rewrites the same object.
+    """
+    cursor = cursor or CONFIG_START
+    if cursor["done"]:
+        return cursor
+    loc = location(job)
+    key_arn = job["storage"]["kmsKeyArn"]
+    captured = pool_config.capture_slice(
+        clients.cognito,
+        job["poolId"],
+        cursor["phase"],
+        cursor["nextToken"],
+        deadline=clock() + budget_s,
+        clock=clock,
+    )
+    part = cursor["part"]
+    if captured.records:
+        store.put_sealed(clients, loc, key_arn, _config_work_key(loc, part), captured.records)
+        part += 1
+    if captured.phase != pool_config.DONE:
+        return {"phase": captured.phase, "nextToken": captured.token, "part": part, "done": False}
+    records = [r for p in range(part) for r in store.get_sealed(clients, loc, _config_work_key(loc, p))]
+    config = pool_config.assemble(records)
+    store.put_sealed(clients, loc, key_arn, loc.config_key, [config])
+    estimated = cognito_read.estimated_users(clients.cognito, job["poolId"])
+    return {
+        "phase": pool_config.DONE,
+        "nextToken": None,
+        "part": part,
+        "done": True,
         "configKey": loc.config_key,
         "estimatedUsers": estimated,
         "groups": len(config["groups"]),

@@ -131,6 +131,18 @@ def _group_record(item: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def groups_page(
+    cognito: CognitoIdentityProviderClient, pool_id: str, token: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One ListGroups page as group records, and the next token (None after the last page)."""
+    kwargs: dict[str, Any] = {"UserPoolId": pool_id, "Limit": PAGE_LIMIT}
+    if token:
+        kwargs["NextToken"] = token
+    with pool_errors(pool_id):
+        page = cognito.list_groups(**kwargs)
+    return [_group_record(g) for g in page.get("Groups", [])], page.get("NextToken") or None
+
+
 def list_groups(cognito: CognitoIdentityProviderClient, pool_id: str) -> list[dict[str, Any]]:
     pages = cognito.get_paginator("list_groups").paginate(
         UserPoolId=pool_id, PaginationConfig={"PageSize": PAGE_LIMIT}

@@ -26,13 +26,67 @@ class EnumeratePoolsEvent(TypedDict):
     poolIds: NotRequired[list[str]]
     allPools: NotRequired[bool]
     storage: Storage
+    run: NotRequired[str]  # names the run's objects in S3; EnumeratePools makes one up when absent
+    execution: NotRequired[dict[str, Any]]  # the execution input, for the optional distributedShardThreshold
 
 
 class EnumeratePoolsResult(TypedDict):
-    pools: list[PoolJob]
+    """The pools themselves are in S3 (``poolsKey``): a thousand descriptors would not fit in a payload."""
+
+    run: str
+    poolsKey: str
+    pools: int
+    distributedShardThreshold: int | None
 
 
-class PoolConfigSummary(TypedDict):
+class PoolOutcome(TypedDict):
+    """What one child execution of BackupEachPool returns: one flag, so the Map's result stays small."""
+
+    verified: bool
+
+
+class CollectBackupsEvent(TypedDict):
+    run: str
+    poolsKey: str
+    pools: int
+    results: list[PoolOutcome | None]
+    storage: Storage
+
+
+class BackupSummary(TypedDict):
+    poolId: str
+    backupId: str
+    uri: str
+    users: int
+    groups: int
+    memberships: int
+    verified: bool
+
+
+class BackupsResult(TypedDict):
+    """The backup execution's output: totals, the first backups inline, every backup in ``summaryKey``."""
+
+    pools: int
+    users: int
+    groups: int
+    memberships: int
+    summaryKey: str
+    backups: list[BackupSummary]
+    truncated: bool
+
+
+class ConfigCursor(TypedDict):
+    """Progress of CapturePoolConfig's loop: the piece being listed (``phase``), its token, the next work part."""
+
+    phase: str
+    nextToken: str | None
+    part: int
+    done: bool
+
+
+class PoolConfigSummary(ConfigCursor):
+    """The last CapturePoolConfig slice's result (``done``): the sealed configuration and its counts."""
+
     configKey: str
     estimatedUsers: int
     groups: int
@@ -109,13 +163,14 @@ class VerificationResult(TypedDict):
 
 
 class PoolState(TypedDict):
-    """The state of one iteration of BackupEachPool, as it grows along the pool's states.
+    """The state of one child execution of BackupEachPool, as it grows along the pool's states.
 
-    PlanShards also receives ``execution``: the execution input, for the optional ``distributedShardThreshold``.
+    ``execution`` carries the operator's optional ``distributedShardThreshold`` down from the parent's input.
     """
 
     job: PoolJob
     execution: NotRequired[dict[str, Any]]
+    cursor: NotRequired[ConfigCursor]  # CapturePoolConfig's input: where its previous slice stopped
     config: NotRequired[PoolConfigSummary]
     plan: NotRequired[ShardPlan]
     shardResults: NotRequired[list[ShardResult | None]]
@@ -178,7 +233,11 @@ class RestoreRequest(TypedDict):
 
 
 class TargetPool(TypedDict):
-    """RestorePoolConfig's result: where users go, and what the configuration step did (counts only)."""
+    """RestorePoolConfig's result: where users go, and what the configuration step did (counts only).
+
+    It is also the cursor of RestorePoolConfig's loop: the piece being restored (``phase``), the index in its
+    backed-up list, the next slice's number, and ``done``.
+    """
 
     poolId: str
     created: bool
@@ -186,6 +245,10 @@ class TargetPool(TypedDict):
     conflicts: int
     tempClientId: str | None
     droppedFields: NotRequired[list[str]]  # request fields a new pool could not take: names, never values
+    phase: NotRequired[str]
+    index: NotRequired[int]
+    slice: NotRequired[int]
+    done: NotRequired[bool]
 
 
 class RestoreCounts(TypedDict):

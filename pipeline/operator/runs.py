@@ -169,8 +169,15 @@ def run_backup(
     outcome = _run(engine, arn, payload, on_event, timeout_s, on_poll)
     if outcome.succeeded:
         out = outcome.output if isinstance(outcome.output, dict) else {}
-        outcome.backups = [b for b in out.get("backups") or [] if b is not None]
-        expected = None if all_pools else len(pool_ids)
+        backups = out.get("backups") or []
+        if out.get("truncated"):
+            # Past the output's inline bound, every backup is in the run's summary object.
+            from pipeline.backup import run_objects
+            from pipeline.core.aws import default_clients
+
+            backups = run_objects.read_summary(default_clients(), storage["bucket"], str(out["summaryKey"]))
+        outcome.backups = [dict(b) for b in backups if b is not None]
+        expected = out.get("pools") if all_pools else len(pool_ids)
         if (expected is not None and len(outcome.backups) != expected) or not all(
             b.get("verified") for b in outcome.backups
         ):

@@ -17,6 +17,7 @@ out of a new pool's requests, beyond the plainly read-only fields, is named (nev
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 
-from pipeline.cognito.reading import describe_pool, list_groups, pool_errors
+from pipeline.cognito.reading import describe_pool, pool_errors
 from pipeline.core.aws import error_code
 from pipeline.core.errors import InvalidRequest
 
@@ -354,10 +355,22 @@ def _live_clients(cognito: CognitoIdentityProviderClient, pool_id: str) -> dict[
 
 
 def _app_clients(
-    cognito: CognitoIdentityProviderClient, pool_id: str, config: Mapping[str, Any], result: PoolRestoreResult
-) -> None:
+    cognito: CognitoIdentityProviderClient,
+    pool_id: str,
+    config: Mapping[str, Any],
+    result: PoolRestoreResult,
+    start: int,
+    out_of_time: Callable[[], bool],
+) -> int:
+    """Creates the missing app clients from the ``start``-th backed-up one; returns where the next slice resumes."""
+    clients = list(config.get("appClients") or [])
+    if start >= len(clients):
+        return len(clients)
     existing = _live_clients(cognito, pool_id)
-    for client in config.get("appClients") or []:
+    index = start
+    while index < len(clients) and (index == start or not out_of_time()):
+        client = clients[index]
+        index += 1
         name, old_id = str(client.get("ClientName", "")), str(client.get("ClientId", ""))
         if name in existing:
             result.client_id_map[old_id] = existing[name]
@@ -369,6 +382,7 @@ def _app_clients(
         if created:
             result.client_id_map[old_id] = existing[name] = str(created["UserPoolClient"]["ClientId"])
             result.app_clients_created += 1
+    return index
 
 
 def _temp_client(cognito: CognitoIdentityProviderClient, pool_id: str, pool: Mapping[str, Any]) -> str | None:
@@ -428,29 +442,34 @@ def _domains(
         _domain(cognito, pool_id, wanted, result)
 
 
-def _groups(
-    cognito: CognitoIdentityProviderClient,
-    pool_id: str,
-    config: Mapping[str, Any],
-    only: Collection[str] | None,
-    result: PoolRestoreResult,
-) -> None:
+def _wanted_groups(config: Mapping[str, Any], only: Collection[str] | None) -> list[dict[str, Any]]:
+    """The backed-up groups to restore, sorted by name: a slice's index into this list is its cursor."""
     backed_up = {g["name"]: g for g in config.get("groups") or []}
     if only is not None:
         unknown = sorted(set(only) - set(backed_up))
         if unknown:
             raise InvalidRequest(f"groups not in the backup: {', '.join(unknown)}")
-    live = {g["name"]: g for g in list_groups(cognito, pool_id)}
-    for name, group in backed_up.items():
-        if only is not None and name not in only:
-            continue
-        current = live.get(name)
-        if current is not None:
-            result.groups_existing += 1
-            differs = [k for k in ("description", "precedence", "roleArn") if current.get(k) != group.get(k)]
-            if differs:
-                result.conflicts.append(f"group {name}: {', '.join(differs)} differ; left unchanged")
-            continue
+    return [backed_up[name] for name in sorted(backed_up) if only is None or name in only]
+
+
+def _groups(
+    cognito: CognitoIdentityProviderClient,
+    pool_id: str,
+    wanted: list[dict[str, Any]],
+    result: PoolRestoreResult,
+    start: int,
+    out_of_time: Callable[[], bool],
+) -> int:
+    """Creates the groups from the ``start``-th on; an existing one is read (GetGroup) and compared instead.
+
+    One call per group, never a listing of the pool's groups per slice: 10,000 groups would be 167 ListGroups
+    pages in every slice. Returns where the next slice resumes.
+    """
+    index = start
+    while index < len(wanted) and (index == start or not out_of_time()):
+        group = wanted[index]
+        index += 1
+        name = group["name"]
         kwargs: dict[str, Any] = {"UserPoolId": pool_id, "GroupName": name}
         for key, arg in (
             ("description", "Description"),
@@ -462,14 +481,129 @@ def _groups(
         try:
             cognito.create_group(**kwargs)
         except botocore.exceptions.ClientError as exc:
-            if error_code(exc) != "GroupExistsException":  # created by a concurrent or interrupted run
+            if error_code(exc) != "GroupExistsException":  # there before, or made by an interrupted slice
                 raise
             result.groups_existing += 1
+            live = cognito.get_group(UserPoolId=pool_id, GroupName=name)["Group"]
+            current = {
+                "description": live.get("Description") or None,
+                "precedence": live.get("Precedence"),
+                "roleArn": live.get("RoleArn"),
+            }
+            differs = [k for k in ("description", "precedence", "roleArn") if current.get(k) != group.get(k)]
+            if differs:
+                result.conflicts.append(f"group {name}: {', '.join(differs)} differ; left unchanged")
             continue
         result.groups_created += 1
+    return index
 
 
 # --- entry points -------------------------------------------------------------------------------------------
+
+
+# Phases of a restore of the configuration, in order: a slice resumes at (phase, index).
+POOL_PHASE, CLIENTS_PHASE, GROUPS_PHASE, DONE_PHASE = "pool", "appClients", "groups", "done"
+CONFIG_PHASES = (POOL_PHASE, CLIENTS_PHASE, GROUPS_PHASE, DONE_PHASE)
+
+
+@dataclass
+class ConfigSlice:
+    """One slice of a configuration restore: what it did, and where the next one resumes."""
+
+    result: PoolRestoreResult
+    phase: str
+    index: int
+
+    @property
+    def done(self) -> bool:
+        return self.phase == DONE_PHASE
+
+
+def restore_pool_config_slice(
+    cognito: CognitoIdentityProviderClient,
+    config: Mapping[str, Any],
+    *,
+    source: str,
+    target_pool_id: str | None = None,
+    new_pool_name: str | None = None,
+    groups: Collection[str] | None = None,
+    phase: str = POOL_PHASE,
+    index: int = 0,
+    pool_id: str | None = None,
+    created: bool = False,
+    deadline: float = float("inf"),
+    clock: Callable[[], float] = time.monotonic,
+) -> ConfigSlice:
+    """Restores the configuration from (``phase``, ``index``) until it ends or ``deadline`` passes.
+
+    Thousands of app clients or groups take longer at the deployed rate than one Lambda call may run; each
+    piece is "create what is missing by name", so a retried slice only finds its own work done. ``pool_id``
+    and ``created`` carry the first slice's pool to the next ones.
+    """
+    if (target_pool_id is None) == (new_pool_name is None):
+        raise InvalidRequest("restore either into an existing pool or into a new pool, not both or neither")
+    if phase not in CONFIG_PHASES:
+        raise InvalidRequest(f"unknown configuration restore phase {phase!r}")
+    full = new_pool_name is not None or groups is None
+    wanted = _wanted_groups(config, groups)
+    progressed = phase == POOL_PHASE
+    if phase == POOL_PHASE:
+        result = _restore_pool(cognito, config, source, target_pool_id, new_pool_name, full)
+        phase, index = (CLIENTS_PHASE if full else GROUPS_PHASE), 0
+    else:
+        if pool_id is None:
+            raise InvalidRequest("a configuration restore slice after the first needs the pool id")
+        result = PoolRestoreResult(pool_id=pool_id, created=created)
+
+    def out_of_time() -> bool:
+        return clock() >= deadline
+
+    # Each slice makes progress (a called piece creates at least one item), then goes on while time is left.
+    with pool_errors(result.pool_id):
+        if phase == CLIENTS_PHASE and (not progressed or not out_of_time()):
+            clients = config.get("appClients") or []
+            index = _app_clients(cognito, result.pool_id, config, result, index, out_of_time)
+            progressed = progressed or bool(clients)
+            if index >= len(clients):
+                phase, index = GROUPS_PHASE, 0
+        if phase == GROUPS_PHASE and (not progressed or not out_of_time()):
+            index = _groups(cognito, result.pool_id, wanted, result, index, out_of_time)
+            if index >= len(wanted):
+                phase, index = DONE_PHASE, 0
+    return ConfigSlice(result=result, phase=phase, index=index)
+
+
+def _restore_pool(
+    cognito: CognitoIdentityProviderClient,
+    config: Mapping[str, Any],
+    source: str,
+    target_pool_id: str | None,
+    new_pool_name: str | None,
+    full: bool,
+) -> PoolRestoreResult:
+    """The first slice: the pool itself (found again or created), and the pieces that are few by nature."""
+    pool = config["pool"]
+    if new_pool_name is not None:
+        with pool_errors(str(pool.get("Id", "?"))):
+            pool_id = _find_restored_pool(cognito, new_pool_name, source)
+            created = pool_id is None
+            dropped: list[str] = []
+            if pool_id is None:
+                pool_id = _create_pool(cognito, config, new_pool_name, source, dropped)
+        result = PoolRestoreResult(pool_id=pool_id, created=created, dropped=dropped)
+    else:
+        assert target_pool_id is not None
+        result = PoolRestoreResult(pool_id=target_pool_id, created=False)
+    with pool_errors(result.pool_id):
+        if full:
+            if not result.created:
+                _merge_custom_attributes(cognito, result.pool_id, pool, result)
+            _identity_providers(cognito, result.pool_id, config, result)
+            _resource_servers(cognito, result.pool_id, config, result)
+            _domains(cognito, result.pool_id, config, result)
+        if new_pool_name is not None:
+            result.temp_client_id = _temp_client(cognito, result.pool_id, pool)
+    return result
 
 
 def restore_pool_config(
@@ -485,35 +619,16 @@ def restore_pool_config(
 
     ``source`` is ``"<source pool id>/<backup id>"``: the tag that lets a re-run find the pool it created.
     ``groups`` restricts the restore to these groups; into an existing pool nothing else is then touched.
+    Without a time budget: the whole configuration in one slice.
     """
-    if (target_pool_id is None) == (new_pool_name is None):
-        raise InvalidRequest("restore either into an existing pool or into a new pool, not both or neither")
-    pool = config["pool"]
-    if new_pool_name is not None:
-        with pool_errors(str(pool.get("Id", "?"))):
-            pool_id = _find_restored_pool(cognito, new_pool_name, source)
-            created = pool_id is None
-            dropped: list[str] = []
-            if pool_id is None:
-                pool_id = _create_pool(cognito, config, new_pool_name, source, dropped)
-        result = PoolRestoreResult(pool_id=pool_id, created=created, dropped=dropped)
-        full = True
-    else:
-        assert target_pool_id is not None
-        result = PoolRestoreResult(pool_id=target_pool_id, created=False)
-        full = groups is None
-    with pool_errors(result.pool_id):
-        if full:
-            if not result.created:
-                _merge_custom_attributes(cognito, result.pool_id, pool, result)
-            _identity_providers(cognito, result.pool_id, config, result)
-            _resource_servers(cognito, result.pool_id, config, result)
-            _app_clients(cognito, result.pool_id, config, result)
-            _domains(cognito, result.pool_id, config, result)
-        if new_pool_name is not None:
-            result.temp_client_id = _temp_client(cognito, result.pool_id, pool)
-        _groups(cognito, result.pool_id, config, groups, result)
-    return result
+    return restore_pool_config_slice(
+        cognito,
+        config,
+        source=source,
+        target_pool_id=target_pool_id,
+        new_pool_name=new_pool_name,
+        groups=groups,
+    ).result
 
 
 def finalize_new_pool(

@@ -240,30 +240,70 @@ def record_decision(
 # --- writes to the target -----------------------------------------------------------------------------------------
 
 
-def restore_pool_config(clients: Clients, request: RestoreRequest) -> TargetPool:
+# The first slice's cursor (the ASL's StartPoolConfigRestore state holds the same): no pool yet.
+CONFIG_RESTORE_START: TargetPool = {
+    "poolId": "",
+    "created": False,
+    "groupsCreated": 0,
+    "conflicts": 0,
+    "tempClientId": None,
+    "phase": pool_restore.POOL_PHASE,
+    "index": 0,
+    "slice": 0,
+    "done": False,
+}
+
+
+def restore_pool_config(
+    clients: Clients,
+    request: RestoreRequest,
+    cursor: TargetPool | None = None,
+    *,
+    budget_s: float = float("inf"),
+    clock: Clock = time.monotonic,
+) -> TargetPool:
+    """One slice of RestorePoolConfig's loop; ``cursor`` is the previous slice's result (None: the first).
+
+    Counts add up across slices; each slice's own outcome is sealed at a key fixed by its number.
+    """
+    cursor = cursor or CONFIG_RESTORE_START
+    if cursor.get("done"):
+        return cursor
     reader = _reader(clients, request)
     selection = _load_selection(clients, request)
     source = parse_backup_uri(request["backupUri"])
     target = request["target"]
-    result = pool_restore.restore_pool_config(
+    done = pool_restore.restore_pool_config_slice(
         clients.cognito,
         reader.config(),
         source=f"{source.pool_id}/{source.backup_id}",
         target_pool_id=target["poolId"] if target["mode"] == "existing" else None,
         new_pool_name=target["poolName"] if target["mode"] == "new" else None,
         groups=selection.groups if selection.selective else None,
+        phase=cursor.get("phase", pool_restore.POOL_PHASE),
+        index=cursor.get("index", 0),
+        pool_id=cursor["poolId"] or None,
+        created=cursor["created"],
+        deadline=clock() + budget_s,
+        clock=clock,
     )
+    result = done.result
+    number = cursor.get("slice", 0)
     ws = workspace(request)
-    store.put_sealed(
-        clients, ws, request["settings"]["kmsKeyArn"], ws.root + "pool-config.bin", [asdict(result)]
-    )
+    key = f"{ws.root}pool-config-{number:05d}.bin"
+    store.put_sealed(clients, ws, request["settings"]["kmsKeyArn"], key, [asdict(result)])
     return {
         "poolId": result.pool_id,
         "created": result.created,
-        "groupsCreated": result.groups_created,
-        "conflicts": len(result.conflicts),
-        "tempClientId": result.temp_client_id,
-        "droppedFields": result.dropped,
+        "groupsCreated": cursor["groupsCreated"] + result.groups_created,
+        "conflicts": cursor["conflicts"] + len(result.conflicts),
+        "tempClientId": result.temp_client_id or cursor["tempClientId"],
+        # Only the first slice creates the pool; later slices carry its list forward.
+        "droppedFields": [*cursor.get("droppedFields", []), *result.dropped],
+        "phase": done.phase,
+        "index": done.index,
+        "slice": number + 1,
+        "done": done.done,
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import boto3
 import pytest
@@ -15,8 +16,10 @@ from pipeline.operator.cli import main
 from pipeline.operator.local_engine import LocalEngine
 from pipeline.operator.runs import run_backup
 from pipeline.sealing.backup_reader import BackupReader
+from tests.helpers.task_payloads import record_tasks
 
 pytestmark = pytest.mark.e2e
+ASL = Path(__file__).resolve().parents[2] / "statemachines" / "backup.asl.json"
 
 
 def test_demo_accounts_for_every_user_group_and_membership(capsys: pytest.CaptureFixture[str]) -> None:
@@ -30,7 +33,10 @@ def test_demo_accounts_for_every_user_group_and_membership(capsys: pytest.Captur
     assert out["cognitoCalls"] > 0
 
 
-def test_large_pool_over_16_shards_has_every_user_and_membership_once_and_no_plaintext() -> None:
+def test_large_pool_over_16_shards_has_every_user_and_membership_once_and_no_plaintext(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    payloads = record_tasks(monkeypatch, [ASL.read_text()])
     with LocalEngine(embedded=True) as engine:
         clients = make_clients()
         account = demo.prepare_account(clients)
@@ -62,5 +68,8 @@ def test_large_pool_over_16_shards_has_every_user_and_membership_once_and_no_pla
             body = clients.s3.get_object(Bucket=loc.bucket, Key=key)["Body"].read()
             assert not any(s in body for s in secrets), key
         history = json.dumps(engine.history(outcome.execution_arn)).encode()
-        assert b"ExportUsers" in history
+        assert b"MapRunStarted" in history
         assert not any(s in history for s in secrets)
+        # Inside the pool's child execution: every task's input and output.
+        assert len(payloads.of("ExportUsers")) >= 16
+        assert not any(s in payloads.dump() for s in secrets)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -27,6 +28,7 @@ from tests.helpers.faults import (
     s3_error,
     throttled,
 )
+from tests.helpers.task_payloads import TaskPayloads, record_tasks
 
 pytestmark = pytest.mark.e2e
 
@@ -38,20 +40,23 @@ def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(backup, "MEMBERSHIPS_PER_PART", 100)
 
 
+ASL = Path(__file__).resolve().parents[2] / "statemachines" / "backup.asl.json"
+
+
 @pytest.fixture
 def world() -> Iterator[World]:
     with LocalEngine(embedded=True) as engine:
         yield open_world(engine, users=240, seed_value=17)
 
 
-def _failures(engine: LocalEngine, execution_arn: str) -> Counter[str]:
-    """Task failures the state machine saw (and retried): error names from the history."""
-    found: Counter[str] = Counter()
-    for event in engine.history(execution_arn):
-        details = event.get("lambdaFunctionFailedEventDetails")
-        if details:
-            found[str(details.get("error"))] += 1
-    return found
+def _failures(payloads: TaskPayloads) -> Counter[str]:
+    """Task failures the state machine saw (and retried), by error name. They happen inside the pool's child
+    execution, whose history moto's interpreter does not expose: read at the task handlers."""
+    return Counter(
+        str(result["errorType"])
+        for _, _, result in payloads.calls
+        if isinstance(result, dict) and "errorType" in result
+    )
 
 
 def test_random_throttling_of_30_percent_of_cognito_calls(world: World, faults: FaultInjector) -> None:
@@ -72,7 +77,10 @@ def test_random_throttling_of_30_percent_of_cognito_calls(world: World, faults: 
     assert faulted == baseline
 
 
-def test_a_burst_of_ten_throttles_on_list_users(world: World, faults: FaultInjector) -> None:
+def test_a_burst_of_ten_throttles_on_list_users(
+    world: World, faults: FaultInjector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payloads = record_tasks(monkeypatch, [ASL.read_text()])
     baseline = contents(world.clients, world.backup_uri())
     lock = threading.Lock()
     left = [10]
@@ -91,7 +99,7 @@ def test_a_burst_of_ten_throttles_on_list_users(world: World, faults: FaultInjec
     assert outcome.succeeded, outcome.message
     assert faults.injected["ListUsers"] == 10
     # Ten in a row outlast the client's own attempts: the task raised Throttled and the ASL's Retry took over.
-    assert _failures(world.engine, outcome.execution_arn)["Throttled"] >= 1
+    assert _failures(payloads)["Throttled"] >= 1
     assert contents(world.clients, outcome.backups[0]["uri"]) == baseline
 
 
@@ -106,6 +114,7 @@ _LambdaServiceException.__name__ = "Lambda.ServiceException"
 def test_a_lambda_failure_after_a_part_is_written_rewrites_the_same_part(
     world: World, faults: FaultInjector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    payloads = record_tasks(monkeypatch, [ASL.read_text()])
     baseline = contents(world.clients, world.backup_uri())
     real = backup.export_users
     seen: list[UserCursor] = []
@@ -139,7 +148,7 @@ def test_a_lambda_failure_after_a_part_is_written_rewrites_the_same_part(
     assert outcome.succeeded, outcome.message
 
     assert crashed, "no ExportUsers invocation with a pagination token ran"
-    assert _failures(world.engine, outcome.execution_arn)["Lambda.ServiceException"] == 1
+    assert _failures(payloads)["Lambda.ServiceException"] == 1
     # The retry ran with the very cursor of the failed invocation...
     index = seen.index(crashed["cursor"])
     assert seen[index + 1 :].count(crashed["cursor"]) == 1
@@ -158,6 +167,10 @@ def test_s3_500_and_503_on_puts_and_gets_are_absorbed_by_sdk_retries(
 
     def flaky_s3(call: Call) -> AWSResponse | None:
         if call.service != S3 or call.operation not in {"PutObject", "GetObject"} or call.attempt > 1:
+            return None
+        if "If-None-Match" in call.request.headers:
+            # moto stores a conditional put whose reply is faulted here, so its retry meets its own object
+            # (412). The manifest's write is left alone; which put is faulted depends on the run's put order.
             return None
         with lock:
             calls[call.operation] += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from pipeline.restore import diff
 from pipeline.sealing.backup_reader import BackupReader
 from tests.helpers.faults import COGNITO, Call, FaultInjector, World, cognito_error, contents, open_world
 from tests.helpers.restore_flow import BackgroundRestore, decide, principal, restore_payload, wait_for_request
+from tests.helpers.task_payloads import TaskPayloads, record_tasks
 
 USERS = 300
 
@@ -86,6 +88,9 @@ def _run(world: World, threshold: int | None) -> tuple[str, Any]:
     return execution, world.engine.follow(execution, timeout_s=300)
 
 
+ASL = Path(__file__).resolve().parents[2] / "statemachines" / "backup.asl.json"
+
+
 def _entered(world: World, execution: str) -> set[str]:
     return {
         str(e["stateEnteredEventDetails"]["name"])
@@ -94,18 +99,24 @@ def _entered(world: World, execution: str) -> set[str]:
     }
 
 
+def _planned_distributed(payloads: TaskPayloads) -> list[bool]:
+    """What ShardsAtScale chose from, per run: PlanShards runs inside the pool's child execution, whose history
+    moto's interpreter does not expose, so its result is read where it passes."""
+    return [bool(result["distributed"]) for _, result in payloads.of("PlanShards")]
+
+
 @pytest.mark.e2e
-def test_a_forced_distributed_map_backs_up_the_same_content_as_the_inline_one(world: World) -> None:
-    inline_arn, inline = _run(world, threshold=None)
+def test_a_forced_distributed_map_backs_up_the_same_content_as_the_inline_one(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payloads = record_tasks(monkeypatch, [ASL.read_text()])
+    _, inline = _run(world, threshold=None)
     assert inline.status == "SUCCEEDED", inline.cause
-    assert "ExportShards" in _entered(world, inline_arn)
-    assert "ExportShardsDistributed" not in _entered(world, inline_arn)
+    assert _planned_distributed(payloads) == [False]
 
     dist_arn, dist = _run(world, threshold=16)
     assert dist.status == "SUCCEEDED", dist.cause
-    entered = _entered(world, dist_arn)
-    assert {"ShardsAtScale", "ExportShardsDistributed"} <= entered
-    assert "ExportShards" not in entered
+    assert _planned_distributed(payloads) == [False, True]
     kinds = {e["type"] for e in world.engine.history(dist_arn)}
     assert {"MapRunStarted", "MapRunSucceeded"} <= kinds
 
@@ -119,8 +130,11 @@ def test_a_forced_distributed_map_backs_up_the_same_content_as_the_inline_one(wo
 
 
 @pytest.mark.e2e
-def test_a_failed_shard_in_the_distributed_map_fails_the_backup(world: World, faults: FaultInjector) -> None:
+def test_a_failed_shard_in_the_distributed_map_fails_the_backup(
+    world: World, faults: FaultInjector, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Tolerance 0: one shard's child execution failing fails the Map, caught as the pool's failure; no manifest."""
+    payloads = record_tasks(monkeypatch, [ASL.read_text()])
     lock = threading.Lock()
     denied = [0]
 
@@ -140,10 +154,14 @@ def test_a_failed_shard_in_the_distributed_map_fails_the_backup(world: World, fa
     assert denied[0] >= 1
     assert result.status == "FAILED"
     # On AWS the Map itself fails (States.ExceedToleratedFailureThreshold). moto's interpreter lets a failed child
-    # come back as null while the Map succeeds: WriteManifest's own check of every planned shard stops it there.
+    # come back as null while the Map succeeds: WriteManifest's own check of every planned shard stops it there,
+    # inside the pool's child execution, and CollectBackups's check of every pool stops the run.
+    ((_, written),) = payloads.of("WriteManifest")
+    assert written["errorType"] == "IncompleteBackup"
+    assert "1 of 16 shards did not report completion" in written["cause"]
     assert result.error == "IncompleteBackup", result.cause
-    assert "1 of 16 shards did not report completion" in str(result.cause)
-    assert "PoolBackupFailed" in _entered(world, execution)
+    assert "1 of 1 pools did not report a verified backup" in str(result.cause)
+    assert "CollectBackups" in _entered(world, execution)
     listed = world.clients.s3.list_objects_v2(Bucket=world.account.storage["bucket"])
     assert not [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith("manifest.json")]
 

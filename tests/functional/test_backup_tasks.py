@@ -24,7 +24,6 @@ from pipeline.core.errors import (
 from pipeline.operator import demo, seed
 from pipeline.sealing.backup_reader import BackupReader
 from tasks import (
-    capture_pool_config,
     enumerate_pools,
     plan_shards,
     verify_backup,
@@ -54,13 +53,14 @@ def _full_backup(account: demo.DemoAccount, pool_id: str, *, write: bool = True)
 
 def test_enumerate_pools_resolves_the_key_and_names_each_backup(world: Any) -> None:
     _, account, pool = world
-    out = enumerate_pools.handler({"poolIds": [pool.pool_id], "allPools": False, "storage": account.storage})
-    (job,) = out["pools"]
+    (job,) = task_chain.enumerate_jobs(
+        {"poolIds": [pool.pool_id], "allPools": False, "storage": account.storage}
+    )
     assert job["poolId"] == pool.pool_id
     layout.check_backup_id(job["backupId"])
     assert job["storage"]["kmsKeyArn"].startswith("arn:aws:kms:")
-    all_pools = enumerate_pools.handler({"poolIds": [], "allPools": True, "storage": account.storage})
-    assert [j["poolId"] for j in all_pools["pools"]] == [pool.pool_id]
+    all_pools = task_chain.enumerate_jobs({"poolIds": [], "allPools": True, "storage": account.storage})
+    assert [j["poolId"] for j in all_pools] == [pool.pool_id]
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_enumerate_pools_rejects_bad_input(
     world: Any, change: dict[str, Any], error: type[Exception]
 ) -> None:
     _, account, _ = world
-    event: Any = {"poolIds": [], "allPools": False, "storage": account.storage, **change}
+    event: Any = {"poolIds": [], "allPools": False, "storage": account.storage, "run": "r", **change}
     with pytest.raises(error):
         enumerate_pools.handler(event)
 
@@ -88,7 +88,9 @@ def test_enumerate_pools_refuses_an_unusable_key(world: Any) -> None:
     storage = account.storage.copy()
     storage["kmsKeyArn"] = key
     with pytest.raises(KeyAccessDenied):
-        enumerate_pools.handler({"poolIds": [pool.pool_id], "allPools": False, "storage": storage})
+        enumerate_pools.handler(
+            {"poolIds": [pool.pool_id], "allPools": False, "storage": storage, "run": "r"}
+        )
 
 
 def test_full_task_chain_writes_a_verified_backup(world: Any) -> None:
@@ -104,9 +106,9 @@ def test_full_task_chain_writes_a_verified_backup(world: Any) -> None:
 def test_export_users_slices_resume_without_duplicates(world: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     clients, account, pool = world
     monkeypatch.setattr(backup, "USERS_PER_PART", 25)
-    (job,) = enumerate_pools.handler(
+    (job,) = task_chain.enumerate_jobs(
         {"poolIds": [pool.pool_id], "allPools": False, "storage": account.storage}
-    )["pools"]
+    )
     state: ShardState = {
         "job": job,
         "shard": "",
@@ -159,9 +161,11 @@ def test_write_manifest_refuses_memberships_the_slices_did_not_report(world: Any
 
 def test_memberships_are_those_of_the_captured_groups(world: Any) -> None:
     clients, account, pool = world
-    jobs = enumerate_pools.handler({"poolIds": [pool.pool_id], "allPools": False, "storage": account.storage})
-    state: PoolState = {"job": jobs["pools"][0]}
-    state["config"] = capture_pool_config.handler(state)
+    jobs = task_chain.enumerate_jobs(
+        {"poolIds": [pool.pool_id], "allPools": False, "storage": account.storage}
+    )
+    state: PoolState = {"job": jobs[0]}
+    state["config"] = task_chain.capture_config(state)
     state["plan"] = plan_shards.handler(state)
     # A group made after the configuration was captured is in neither the config nor the memberships.
     cognito = boto3.client("cognito-idp")

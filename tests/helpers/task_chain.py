@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from pipeline.core.contracts import PoolState, ShardState, SliceState, Storage
+from pipeline.backup import run_objects
+from pipeline.core.aws import default_clients
+from pipeline.core.contracts import (
+    EnumeratePoolsEvent,
+    PoolConfigSummary,
+    PoolJob,
+    PoolState,
+    ShardState,
+    SliceState,
+    Storage,
+)
 from tasks import (
     capture_pool_config,
     enumerate_pools,
@@ -46,10 +56,27 @@ def export_all(state: PoolState) -> PoolState:
     return state
 
 
+def enumerate_jobs(event: Any, run: str = "test-run") -> list[PoolJob]:
+    """EnumeratePools, then the pool list it wrote to S3 for the Map's ItemReader."""
+    out = enumerate_pools.handler(cast(EnumeratePoolsEvent, {**event, "run": run}))
+    jobs = run_objects.read_pools(default_clients(), event["storage"], out["poolsKey"])
+    assert out["pools"] == len(jobs)
+    return jobs
+
+
+def capture_config(state: PoolState) -> PoolConfigSummary:
+    """CapturePoolConfig's loop, as the Choice runs it: slices until one says it is done."""
+    while True:
+        out = capture_pool_config.handler(state)
+        if out["done"]:
+            return cast(PoolConfigSummary, out)
+        state = {**state, "cursor": out}
+
+
 def run_backup(storage: Storage, pool_id: str, *, write: bool = True) -> PoolState:
-    jobs = enumerate_pools.handler({"poolIds": [pool_id], "allPools": False, "storage": storage})
-    state: PoolState = {"job": jobs["pools"][0]}
-    state["config"] = capture_pool_config.handler(state)
+    jobs = enumerate_jobs({"poolIds": [pool_id], "allPools": False, "storage": storage})
+    state: PoolState = {"job": jobs[0]}
+    state["config"] = capture_config(state)
     state["plan"] = plan_shards.handler(state)
     export_all(state)
     if write:

@@ -183,8 +183,9 @@ class LocalEngine:
             if self._requested_region:
                 env["AWS_DEFAULT_REGION"] = self.region
             # The interpreter's own Step Functions client (states:startExecution.sync) must reach the in-process
-            # mock even when AWS_ENDPOINT_URL sends every other service elsewhere.
-            env["AWS_ENDPOINT_URL_STEPFUNCTIONS"] = f"https://states.{self.region}.amazonaws.com"
+            # mock even when AWS_ENDPOINT_URL sends every other service elsewhere. botocore names the variable
+            # after the service id, "SFN" (AWS_ENDPOINT_URL_STEPFUNCTIONS is never read).
+            env["AWS_ENDPOINT_URL_SFN"] = f"https://states.{self.region}.amazonaws.com"
         return env
 
     def _mock_config(self, endpoint_url: str) -> DefaultConfig:
