@@ -74,7 +74,8 @@ class Run:
 
 class _Storage:
     """S3 PutObject/GetObject and KMS GenerateDataKey/Decrypt stand-ins: latency on the virtual clock, requests
-    counted. Only the configuration is read back (by the group slices), so only small objects are kept."""
+    counted. Only the configuration is read back (its capture slices' work parts by the last slice, config.bin by
+    the group slices), so only those small objects are kept."""
 
     def __init__(self, clock: VirtualClock) -> None:
         self.clock = clock
@@ -88,7 +89,7 @@ class _Storage:
     def put_object(self, **kwargs: Any) -> dict[str, Any]:
         self.puts += 1
         self.bytes += len(kwargs["Body"])
-        if kwargs["Key"].endswith("/config.bin"):
+        if kwargs["Key"].endswith("/config.bin") or "/work/config-" in kwargs["Key"]:
             self._config[kwargs["Key"]] = kwargs["Body"]
         self.clock.sleep(S3_PUT_LATENCY_S)
         return {}

@@ -24,7 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import botocore.session
 from botocore.exceptions import ClientError
+from botocore.paginate import Paginator
 
 from bench.vclock import VirtualClock
 from pipeline.cognito import throttle
@@ -473,6 +475,14 @@ class CognitoClient:
 
     def list_users(self, **kwargs: Any) -> dict[str, Any]:
         return self._call("ListUsers", kwargs)
+
+    def get_paginator(self, name: str) -> Paginator[Any]:
+        """boto3's paginator over this client's methods, from botocore's own paginator model for Cognito."""
+        operation = "".join(part.title() for part in name.split("_"))
+        session = botocore.session.get_session()
+        model = session.get_service_model("cognito-idp").operation_model(operation)
+        config = session.get_paginator_model("cognito-idp").get_paginator(operation)
+        return Paginator(getattr(self, name), config, model)
 
     def list_groups(self, **kwargs: Any) -> dict[str, Any]:
         return self._call("ListGroups", kwargs)

@@ -136,7 +136,8 @@ def test_pipeline_backup_reads_every_user_and_membership_once() -> None:
     assert (run.users, run.memberships, run.shards) == (2_500, pool.memberships, 16)
     assert run.throttled == 0
     assert "AdminListGroupsForUser" not in run.calls
-    assert run.s3_puts == 1 + 16 + 6  # config, one part per shard, one memberships part per group slice
+    # config.bin and its capture slice's work part, one part per shard, one memberships part per group slice
+    assert run.s3_puts == 2 + 16 + 6
     assert run.invocations["ExportUsers"] == 16
 
 
