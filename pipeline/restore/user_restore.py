@@ -228,17 +228,18 @@ def _finish_interrupted(
 ) -> list[str]:
     """Complete a user whose creation was interrupted by an earlier run; return the steps done.
 
-    An existing user is otherwise never changed (a merge does not overwrite). The exception: a user that has
-    never signed in (FORCE_CHANGE_PASSWORD or UNCONFIRMED) while the backup says it should be disabled, CONFIRMED,
-    or carry verified flags is taken to be ours, created by a run that stopped before its follow-up calls;
-    :func:`_create` sets the password before disabling (Cognito refuses the password of a disabled user), so a
-    run stopped in between leaves an enabled CONFIRMED user: in a pool this restore created (``owns_pool``)
-    every user is ours, and that one is disabled; elsewhere a CONFIRMED user is never touched. Caveat for merges
-    into an existing pool: a pre-existing user that was invited but never signed in matches this rule too, and
-    gets the backup's state.
+    Only in a pool this restore created (``owns_pool``), where every user is ours: a user that has never signed in
+    (FORCE_CHANGE_PASSWORD or UNCONFIRMED) while the backup says it should be disabled, CONFIRMED or carry
+    verified flags was created by a run that stopped before its follow-up calls. :func:`_create` sets the password
+    before disabling (Cognito refuses the password of a disabled user), so a run stopped in between leaves an
+    enabled CONFIRMED user, which is disabled here. In a pool that existed before the restore nothing existing is
+    ever changed, as the dry run says: a pre-existing user invited but never signed in looks the same as a
+    half-created one, so a half-created user there is left as it is and VerifyRestore reports the difference.
     """
+    if not owns_pool:
+        return []
     if live.status not in NOT_SIGNED_IN:
-        if owns_pool and live.status == "CONFIRMED" and live.enabled and not record.get("enabled", True):
+        if live.status == "CONFIRMED" and live.enabled and not record.get("enabled", True):
             cognito.admin_disable_user(UserPoolId=pool_id, Username=live.username)
             return ["disabled"]
         return []

@@ -193,11 +193,24 @@ def test_an_interrupted_creation_is_finished_and_a_live_user_left_alone(world: W
     kwargs: dict[str, Any] = {"username_attributes": [], "password_policy": POLICY, "temp_client_id": None}
     # A run that stopped right after AdminCreateUser: neither disabled nor confirmed yet.
     cognito.admin_create_user(UserPoolId=target, Username="half", MessageAction="SUPPRESS")
-    outcome = restore_user(cognito, target, _record("half", enabled=False), **kwargs)
+    outcome = restore_user(cognito, target, _record("half", enabled=False), **kwargs, owns_pool=True)
     assert outcome.result == "existing"
     assert outcome.note == "finished an interrupted restore: confirmed with a random password, disabled"
     user = cognito.admin_get_user(UserPoolId=target, Username="half")
     assert (user["UserStatus"], user["Enabled"]) == ("CONFIRMED", False)
+
+
+def test_a_merge_never_changes_a_user_that_drifted_since_the_backup(world: World) -> None:
+    """Someone else's pool: a user re-enabled since the backup, who never signed in, looks half-created; the
+    dry run calls it 'existing that differ (left as they are)', and the restore leaves it so."""
+    cognito = world.cognito
+    target = cognito.create_user_pool(PoolName="production")["UserPool"]["Id"]
+    kwargs: dict[str, Any] = {"username_attributes": [], "password_policy": POLICY, "temp_client_id": None}
+    cognito.admin_create_user(UserPoolId=target, Username="drifted", MessageAction="SUPPRESS")
+    outcome = restore_user(cognito, target, _record("drifted", enabled=False), **kwargs)
+    assert (outcome.result, outcome.note) == ("existing", None)
+    user = cognito.admin_get_user(UserPoolId=target, Username="drifted")
+    assert (user["UserStatus"], user["Enabled"]) == ("FORCE_CHANGE_PASSWORD", True)
     # A user who has signed in (CONFIRMED) and was re-enabled since the backup: a merge never changes it.
     cognito.admin_create_user(UserPoolId=target, Username="live", MessageAction="SUPPRESS")
     cognito.admin_set_user_password(
