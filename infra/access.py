@@ -60,6 +60,10 @@ def _executions(name: str) -> str:
     return f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:{name}:*"
 
 
+def _map_runs(name: str) -> str:
+    return f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:mapRun:{name}/*"
+
+
 class AccessRoles(Construct):
     def __init__(
         self,
@@ -107,6 +111,14 @@ class AccessRoles(Construct):
                 sid="FollowExecutions",
                 actions=["states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution"],
                 resources=[_executions(machine_names[n]) for n in machines],
+            )
+        )
+        # Progress at scale: a distributed Map's item counts (shards or pools done) come from its Map Run.
+        self.operator.add_to_policy(
+            iam.PolicyStatement(
+                sid="FollowMapRuns",
+                actions=["states:DescribeMapRun"],
+                resources=[_map_runs(machine_names[n]) for n in machines],
             )
         )
         self.operator.add_to_policy(
@@ -214,6 +226,11 @@ class AccessRoles(Construct):
                 self.operator,
                 f"IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{name}:*]",
                 EXECUTIONS,
+            )
+            acknowledge(
+                self.operator,
+                f"IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:mapRun:{name}/*]",
+                "Map Runs are named by Step Functions at run time, under their state machine's name.",
             )
         acknowledge(self.approver, "IAM5[Resource::*]", TASK_TOKENS)
         acknowledge(

@@ -65,6 +65,7 @@ _STATES_RESOURCE = {
     "GetExecutionHistory": "executionArn",
     "StopExecution": "executionArn",
     "DescribeStateMachineForExecution": "executionArn",
+    "DescribeMapRun": "mapRunArn",
     "SendTaskSuccess": None,
     "SendTaskFailure": None,
     "SendTaskHeartbeat": None,

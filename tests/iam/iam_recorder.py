@@ -54,6 +54,7 @@ _KEPT = frozenset(
         "UserPoolId",
         "stateMachineArn",
         "executionArn",
+        "mapRunArn",
         "TopicArn",
         "StackName",
         "RoleArn",

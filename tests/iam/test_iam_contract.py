@@ -481,7 +481,10 @@ UNREACHED: dict[tuple[str, str], str] = {
             "RestoreUsers",
         )
     },
-    ("task:WriteManifest", "s3:DeleteObject"): "leftover parts of a restarted shard (tests/faults plays it)",
+    ("task:RestorePoolConfig", "cognito-idp:GetGroup"): (
+        "a group the target already has (a re-run, or a merge into a pool with it) is read, not listed; the "
+        "scenario's targets lack the backup's groups (tests/functional/test_config_restore_slices.py plays it)"
+    ),
     ("task:RequestApproval", "kms:Decrypt"): "a retried invocation reads the request it already sealed",
     ("task:RestoreUsers", "cognito-idp:AdminUpdateUserAttributes"): (
         "UNCONFIRMED users: verified flags after SignUp (tests/functional/test_user_restore.py)"
