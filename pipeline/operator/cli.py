@@ -22,6 +22,7 @@ from pipeline import __version__
 from pipeline.core import errors
 from pipeline.core.aws import make_clients, sdk_errors
 from pipeline.operator.cli_common import (
+    add_bucket_flags,
     add_engine_flag,
     add_output_flags,
     add_rate_flags,
@@ -321,8 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the backups in a bucket",
         description="Lists completed backups (those with a manifest).",
     )
-    p.add_argument("--bucket", required=True, help="the backup bucket")
-    p.add_argument("--prefix", default="backups", help="key prefix inside the bucket (default: backups)")
+    add_bucket_flags(p)
     p.add_argument("--pool-id", metavar="ID", help="only the backups of this user pool id")
     p.add_argument(
         "--incomplete",

@@ -76,6 +76,12 @@ def _is_pool_id(text: str) -> bool:
     return True
 
 
+def add_bucket_flags(p: argparse.ArgumentParser, bucket_help: str = "the backup bucket") -> None:
+    """Where the backups (and the approvals, audit records and restore reports beside them) are."""
+    p.add_argument("--bucket", required=True, help=bucket_help)
+    p.add_argument("--prefix", default="backups", help="key prefix inside the bucket (default: backups)")
+
+
 def add_output_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout, for scripts")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")

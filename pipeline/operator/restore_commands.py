@@ -16,6 +16,7 @@ from pipeline.core.aws import Clients, caller_arn, error_code, sdk_errors
 from pipeline.core.contracts import Storage
 from pipeline.core.layout import check_pool_id
 from pipeline.operator.cli_common import (
+    add_bucket_flags,
     add_engine_flag,
     add_output_flags,
     add_rate_flags,
@@ -361,8 +362,7 @@ def register(sub: Any) -> None:
             "it is recorded in the sealed decision and the audit trail." + extra,
         )
         p.add_argument("request_id", metavar="REQUEST_ID", help="the request id printed by restore (rr-...)")
-        p.add_argument("--bucket", required=True, help="the backup bucket holding the request")
-        p.add_argument("--prefix", default="backups", help="the backup prefix (default: backups)")
+        add_bucket_flags(p, "the backup bucket holding the request")
         p.add_argument("--reason", help="why (recorded in the audit trail)")
         add_output_flags(p)
         p.set_defaults(func=func)
@@ -374,16 +374,14 @@ def register(sub: Any) -> None:
         "(counts and verification; the old-to-new id maps stay sealed).",
     )
     p.add_argument("request_id", metavar="REQUEST_ID", help="the restore's request id (rr-...)")
-    p.add_argument("--bucket", required=True, help="the backup bucket")
-    p.add_argument("--prefix", default="backups", help="the backup prefix (default: backups)")
+    add_bucket_flags(p)
     add_output_flags(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "approvals", help="list pending restore requests", description="Requests awaiting a decision."
     )
-    p.add_argument("--bucket", required=True, help="the backup bucket holding the requests")
-    p.add_argument("--prefix", default="backups", help="the backup prefix (default: backups)")
+    add_bucket_flags(p, "the backup bucket holding the requests")
     add_output_flags(p)
     p.set_defaults(func=cmd_approvals)
 
