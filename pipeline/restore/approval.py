@@ -464,6 +464,12 @@ def _stored_request(sink: AuditSink, request_id: str) -> dict[str, Any] | None:
     return get_document(sink, key, approval_context(request_id, REQUEST_NAME))
 
 
+def stored_verdict(sink: AuditSink, request_id: str) -> str | None:
+    """The sealed decision's verdict (approved, rejected, withdrawn), or None when there is none."""
+    document = _stored_decision(sink, check_request_id(request_id))
+    return None if document is None else str(document.get("decision"))
+
+
 def _stored_decision(sink: AuditSink, request_id: str) -> dict[str, Any] | None:
     key = decision_key(sink, request_id)
     if not audit.exists(sink, key):

@@ -232,6 +232,8 @@ def record_decision(
     sink = audit_sink(clients, request["settings"])
     if decision == "approved":
         return approval.confirm_approval(sink, request["requestId"], output or {})
+    if decision == "rejected" and approval.stored_verdict(sink, request["requestId"]) == "withdrawn":
+        decision = "withdrawn"  # the ASL knows only that the token failed; the sealed decision says by whom
     event: approval.OutcomeEvent = "restore.expired" if decision == "expired" else "restore.failed"
     approval.record_outcome(sink, request["requestId"], event, {"decision": decision, "targetWritten": False})
     return {"decision": decision}

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import botocore.exceptions
@@ -30,6 +30,7 @@ from pipeline.core.errors import (
     TamperedError,
 )
 from pipeline.restore import approval
+from pipeline.restore import steps as restore_steps
 from pipeline.restore.approval import (
     ApprovalRequest,
     confirm_approval,
@@ -288,6 +289,14 @@ def test_requester_may_cancel_by_rejecting(env: Env) -> None:
     )
     # Recorded as what it was: the requester withdrew the request, no approver rejected it.
     assert _events(env, request.request_id)[-1] == ("restore.withdrawn", env.alice)
+    # The execution's RecordRejection step knows only that the token failed: its outcome record says withdrawn.
+    settings = {"bucket": BUCKET, "prefix": "", "kmsKeyArn": env.sink.kms_key_arn}
+    outcome = restore_steps.record_decision(
+        env.sink.clients, cast(Any, {"requestId": request.request_id, "settings": settings}), "rejected", None
+    )
+    assert outcome == {"decision": "withdrawn"}
+    last = read_records(env.sink, subject_id=request.request_id)[-1]
+    assert (last["event"], last["details"]["decision"]) == ("restore.failed", "withdrawn")
 
 
 def test_reject_sends_task_failure_and_is_audited(env: Env) -> None:
