@@ -360,8 +360,9 @@ def _planned_objects(state: PoolState) -> list[str]:
     return keys
 
 
-def _drop_orphans(clients: Clients, loc: layout.BackupLocation, keep: set[str]) -> int:
-    """Parts left by a restarted shard are not part of the backup; remove them before the manifest seals it."""
+def _drop_orphans(clients: Clients, loc: layout.BackupLocation, keep: set[str]) -> list[str]:
+    """The capture's work parts and parts left by a restarted shard are not part of the backup; remove them
+    before the manifest seals it."""
     orphans: list[str] = []
     with sdk_errors():
         for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.root):
@@ -369,7 +370,7 @@ def _drop_orphans(clients: Clients, loc: layout.BackupLocation, keep: set[str]) 
         for i in range(0, len(orphans), 1000):
             batch = [{"Key": k} for k in orphans[i : i + 1000]]
             clients.s3.delete_objects(Bucket=loc.bucket, Delete={"Objects": batch, "Quiet": True})  # type: ignore[typeddict-item]
-    return len(orphans)
+    return orphans
 
 
 def _check_reported(objects: list[store.StoredObject], kind: str, reported: int, by: str) -> None:
@@ -393,8 +394,10 @@ def write_manifest(clients: Clients, state: PoolState) -> ManifestSummary:
         "group slices",
     )
     dropped = _drop_orphans(clients, loc, set(keys))
-    if dropped:
-        log.warning("removed leftover parts", extra={"pool": job["poolId"], "objects": dropped})
+    # Work parts are always there (CapturePoolConfig's slices); anything else was left by a restarted task.
+    leftovers = [k for k in dropped if not k.startswith(loc.root + "work/")]
+    if leftovers:
+        log.warning("removed leftover parts", extra={"pool": job["poolId"], "objects": len(leftovers)})
     doc = manifest.build_manifest(
         loc,
         region=clients.region,
