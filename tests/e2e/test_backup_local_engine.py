@@ -14,6 +14,7 @@ from pipeline.core.layout import parse_backup_uri
 from pipeline.operator import demo, seed
 from pipeline.operator.cli import main
 from pipeline.operator.local_engine import LocalEngine
+from pipeline.operator.progress import BackupProgress
 from pipeline.operator.runs import run_backup
 from pipeline.sealing.backup_reader import BackupReader
 from tests.helpers.task_payloads import record_tasks
@@ -41,10 +42,20 @@ def test_large_pool_over_16_shards_has_every_user_and_membership_once_and_no_pla
         clients = make_clients()
         account = demo.prepare_account(clients)
         pool = seed.seed_pool(boto3.client("cognito-idp"), users=5000, seed=11)
+        progress = BackupProgress()
         outcome = run_backup(
-            engine, storage=account.storage, pool_ids=[pool.pool_id], all_pools=False, timeout_s=900
+            engine,
+            storage=account.storage,
+            pool_ids=[pool.pool_id],
+            all_pools=False,
+            timeout_s=900,
+            on_event=progress.update,
         )
         assert outcome.succeeded, outcome.message
+        # The pool runs in a distributed Map's child, whose history moto does not keep: progress still counts.
+        assert progress.users_exported == pool.users
+        assert (len(progress.shards_done), progress.shards_total) == (16, {pool.pool_id: 16})
+        assert progress.pools_verified == {pool.pool_id}
         (result,) = outcome.backups
         loc = parse_backup_uri(result["uri"])
         reader = BackupReader.open(clients, loc)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -39,6 +40,7 @@ from pipeline.core.errors import EngineError, RegionMissing
 from pipeline.core.lambda_runtime import ENGINE_ENDPOINT_ENV
 from pipeline.operator.following import follow_execution
 from pipeline.operator.local_engine import moto_compat
+from pipeline.operator.local_engine.hidden_tasks import HiddenTask, hidden_task_event, hidden_tasks
 from pipeline.operator.local_engine.lambda_endpoint import (
     DEFAULT_TIMEOUT_S,
     Handler,
@@ -105,6 +107,7 @@ class LocalEngine:
         # Without an explicit registry, handlers are imported per deployed ASL (tasks.<module>.handler).
         self._auto_registry = registry is None
         self._initial_registry = dict(registry or {})
+        self._hidden_tasks: dict[str, HiddenTask] = {}
         self._stack: ExitStack | None = None
         self._sfn: SFNClient | None = None
         self._endpoint: LambdaEndpoint | None = None
@@ -295,6 +298,7 @@ class LocalEngine:
         """Create or update ``cognito-backuper-<name>``; returns its ARN."""
         text = asl_text if asl_text is not None else _read_asl(name)
         self._register_handlers(name, text)
+        self._hidden_tasks.update(hidden_tasks(json.loads(text)))
         definition = self.definition(name, substitutions, asl_text=text)
         sfn = self.stepfunctions
         sm_name = self.state_machine_name(name)
@@ -357,20 +361,42 @@ class LocalEngine:
         timeout_s: float,
         poll_s: float = 0.2,
     ) -> ExecutionResult:
-        """Wait for the execution to end, passing each history event once, in order, to ``on_event``."""
-        done = follow_execution(
-            lambda: self.stepfunctions.describe_execution(executionArn=execution_arn),
-            lambda: self.history(execution_arn),
-            timeout_s=timeout_s,
-            poll_s=poll_s,
-            still_running=f"execution still running after {timeout_s:g}s: {execution_arn}",
-            on_event=on_event,
-            on_poll=on_poll,
-            # moto returns the whole history on every read: a long execution polled every 0.2 s would spend its
-            # time serialising its own history, so the pause grows with it (1 ms per event, at most 2 s).
-            pause_per_event_s=_POLL_S_PER_EVENT,
-            max_pause_s=_MAX_POLL_S,
-        )
+        """Wait for the execution to end, passing each history event once, in order, to ``on_event``.
+
+        Tasks that only run inside a distributed Map leave no event in this history (moto keeps its child
+        executions to itself): their results reach ``on_event`` as the state-exited events AWS would record in
+        the children, so progress counts users on both engines."""
+        seen: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+
+        def observe(function: str, event: Any, result: Any) -> None:
+            found = self._hidden_tasks.get(function)
+            if found is not None and isinstance(event, dict):
+                seen.put(hidden_task_event(found, event, result))
+
+        def poll() -> None:
+            while on_event is not None and not seen.empty():
+                on_event(seen.get())
+            if on_poll is not None:
+                on_poll()
+
+        self.endpoint.observers.append(observe)
+        try:
+            done = follow_execution(
+                lambda: self.stepfunctions.describe_execution(executionArn=execution_arn),
+                lambda: self.history(execution_arn),
+                timeout_s=timeout_s,
+                poll_s=poll_s,
+                still_running=f"execution still running after {timeout_s:g}s: {execution_arn}",
+                on_event=on_event,
+                on_poll=poll,
+                # moto returns the whole history on every read: a long execution polled every 0.2 s would spend
+                # its time serialising its own history, so the pause grows with it (1 ms per event, at most 2 s).
+                pause_per_event_s=_POLL_S_PER_EVENT,
+                max_pause_s=_MAX_POLL_S,
+            )
+        finally:
+            self.endpoint.observers.remove(observe)
+        poll()  # the last results, before the caller prints its summary
         return ExecutionResult(
             status=done.status, output=done.output, error=done.error, cause=done.cause, events=done.events
         )

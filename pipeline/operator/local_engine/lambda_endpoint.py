@@ -117,6 +117,8 @@ class LambdaEndpoint:
         self.region = region
         self.account = account
         self.function_timeout_s = function_timeout_s
+        # Called with (function name, event, result) after each successful synchronous invocation.
+        self.observers: list[Callable[[str, Any, Any], None]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -257,6 +259,8 @@ class LambdaEndpoint:
             return _function_error(
                 "Runtime.MarshalError", f"Unable to marshal response: {type(exc).__name__}"
             )
+        for observe in self.observers:
+            observe(context.function_name, event, outcome.get("result"))
         return _Reply(int(HTTPStatus.OK), body, {"X-Amz-Executed-Version": context.function_version})
 
     def _run_async(self, handler: Handler, event: Any, context: LambdaContext) -> None:
