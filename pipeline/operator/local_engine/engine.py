@@ -298,8 +298,10 @@ class LocalEngine:
         """Create or update ``cognito-backuper-<name>``; returns its ARN."""
         text = asl_text if asl_text is not None else _read_asl(name)
         self._register_handlers(name, text)
-        self._hidden_tasks.update(hidden_tasks(json.loads(text)))
         definition = self.definition(name, substitutions, asl_text=text)
+        self._hidden_tasks.update(
+            hidden_tasks(json.loads(text))
+        )  # valid JSON: definition() checked it filled
         sfn = self.stepfunctions
         sm_name = self.state_machine_name(name)
         role = f"arn:aws:iam::{self.account}:role/cognito-backuper-local"
