@@ -299,9 +299,8 @@ class LocalEngine:
         text = asl_text if asl_text is not None else _read_asl(name)
         self._register_handlers(name, text)
         definition = self.definition(name, substitutions, asl_text=text)
-        self._hidden_tasks.update(
-            hidden_tasks(json.loads(text))
-        )  # valid JSON: definition() checked it filled
+        # Valid JSON by now: definition() has checked the filled text.
+        self._hidden_tasks.update(hidden_tasks(json.loads(text)))
         sfn = self.stepfunctions
         sm_name = self.state_machine_name(name)
         role = f"arn:aws:iam::{self.account}:role/cognito-backuper-local"
