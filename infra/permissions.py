@@ -127,6 +127,9 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
     "CollectBackups": _needs(
         (), ["GetObject", "PutObject"], ["Decrypt", "GenerateDataKey"], long_running=True
     ),
+    # Purges one backup folder without a manifest (cognito-backuper purge-incomplete): lists it, deletes its
+    # objects, writes the backup.purged audit record. The only DeleteObject an operator can cause, and only here.
+    "PurgeIncompleteBackup": _needs((), ["ListBucket", "DeleteObject", "PutObject"], ["GenerateDataKey"]),
     # Restore (statemachines/restore.asl.json). Audit records, approvals and the restore
     # workspace are sealed objects under <prefix>/audit/, <prefix>/approvals/ and <prefix>/restores/.
     # Reads only on Cognito: verifies the whole backup, checks the target, reads and re-seals the selection.

@@ -317,3 +317,29 @@ class RestoreReportSummary(TypedDict):
     skipped: int
     failed: int
     membershipsAdded: int
+
+
+class PurgeIncompleteRequest(TypedDict):
+    """Which backup folder to remove, and how long it must have been idle (no object written)."""
+
+    poolId: str
+    backupId: str
+    minIdleSeconds: NotRequired[int]
+    requestedBy: NotRequired[
+        str
+    ]  # as the CLI's credentials named it; the execution's StartExecution proves it
+
+
+class PurgeIncompleteEvent(TypedDict):
+    purgeIncomplete: PurgeIncompleteRequest
+    storage: Storage
+    executionArn: NotRequired[str]
+
+
+class PurgeIncompleteResult(TypedDict):
+    uri: str
+    poolId: str
+    backupId: str
+    objects: int
+    bytes: int
+    auditKey: str

@@ -164,6 +164,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.incomplete:
         leftovers = list_incomplete(clients, args.bucket, args.prefix, args.pool_id)
         lines = [f"{e['uri']}  objects={e['objects']} bytes={e['bytes']}  (no manifest)" for e in leftovers]
+        if lines:
+            lines.append("remove one with: cognito-backuper purge-incomplete BACKUP_URI")
         emit(args, {"incomplete": leftovers}, "\n".join(lines) if lines else "no incomplete backups found")
         return 0
     backups = list_backups(clients, args.bucket, args.prefix, args.pool_id)
@@ -332,9 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_flags(p)
     p.set_defaults(func=cmd_list)
 
-    from pipeline.operator import restore_commands, seed_command
+    from pipeline.operator import purge_command, restore_commands, seed_command
 
     restore_commands.register(sub)
+    purge_command.register(sub)
     seed_command.register(sub)
     return parser
 

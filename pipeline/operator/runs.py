@@ -185,3 +185,15 @@ def run_backup(
             outcome.status, outcome.error = "FAILED", "IncompleteBackup"
             outcome.message = "not every pool reported a verified backup"
     return outcome
+
+
+def run_purge_incomplete(
+    engine: Engine,
+    *,
+    storage: Storage,
+    request: Mapping[str, Any],
+    timeout_s: float = 900.0,
+) -> Outcome:
+    """The backup state machine in its purge mode: its PurgeIncompleteBackup task re-checks and deletes."""
+    arn = engine.deploy("backup", _storage_substitutions(storage))
+    return _run(engine, arn, {"purgeIncomplete": dict(request)}, None, timeout_s)

@@ -44,6 +44,7 @@ EVENTS = frozenset(
     {
         "backup.completed",
         "backup.failed",
+        "backup.purged",
         "restore.requested",
         "restore.approved",
         "restore.rejected",
