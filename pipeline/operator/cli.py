@@ -178,12 +178,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo_restore(args: argparse.Namespace) -> int:
+    from pipeline.operator import demo_restore
+
+    users = 200 if args.users is None else args.users
+    if not 1 <= users <= 5_000:
+        raise errors.InvalidRequest("--users must be between 1 and 5000 with --restore")
+    result = demo_restore.play_restore(users, say=(lambda _: None) if args.quiet else err)
+    emit(args, result, demo_restore.text_of(result))
+    return 0 if result["status"] == "SUCCEEDED" else EXIT_FAILED
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.cognito import throttle
     from pipeline.operator import demo, seed
     from pipeline.operator.local_engine.moto_seed import DirectCognito
     from pipeline.operator.runs import run_backup
 
+    if args.restore:
+        return cmd_demo_restore(args)
+    args.users = 1000 if args.users is None else args.users
     if not 1 <= args.users <= 200_000:
         raise errors.InvalidRequest("--users must be between 1 and 200000")
     started = time.monotonic()
@@ -282,7 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
         "blocked; the EnforceEncryption bucket policy is not attached there: moto would refuse every write) and a "
         "realistic user pool, then runs the backup state machine on the local engine and verifies the backup.",
     )
-    p.add_argument("--users", type=int, default=1000, help="users to seed (default 1000)")
+    p.add_argument("--users", type=int, help="users to seed (default 1000; 200 with --restore)")
+    p.add_argument(
+        "--restore",
+        action="store_true",
+        help="play the two-person restore instead: two IAM users on a moto server the demo starts, a backup, a "
+        "restore request into a new pool, the requester's own approval refused, the second person's approval, "
+        "the verified restore; each step is the CLI command shown",
+    )
     add_rate_flags(p)
     add_output_flags(p)
     p.set_defaults(func=cmd_demo)

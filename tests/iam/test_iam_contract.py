@@ -30,6 +30,7 @@ from infra.permissions import TASK_NEEDS, TaskNeeds
 from pipeline.cognito import throttle
 from pipeline.core import task_names
 from pipeline.core.aws import default_clients, make_clients
+from pipeline.core.layout import BackupLocation, parse_backup_uri
 from pipeline.operator import demo, seed
 from pipeline.operator.aws_engine import STACK_NAME, output_name
 from pipeline.operator.cli import main
@@ -183,6 +184,22 @@ def _configure(cognito: Any, pool_id: str) -> None:
     )
 
 
+def _plant_leftovers(clients: Any, uri: str, key_arn: str) -> str:
+    """A backup folder with parts and no manifest, as an interrupted backup leaves it (setup: not recorded)."""
+    done = parse_backup_uri(uri)
+    cut = BackupLocation(done.bucket, done.prefix, done.pool_id, "20261202T010000Z-c0ffee")
+    for item in clients.s3.list_objects_v2(Bucket=done.bucket, Prefix=done.root)["Contents"]:
+        if not item["Key"].endswith("manifest.json"):
+            clients.s3.copy_object(
+                Bucket=done.bucket,
+                Key=cut.root + done.relative(item["Key"]),
+                CopySource={"Bucket": done.bucket, "Key": item["Key"]},
+                ServerSideEncryption="aws:kms",
+                SSEKMSKeyId=key_arn,
+            )
+    return cut.uri
+
+
 @pytest.fixture(scope="module")
 def recorded() -> Iterator[Recorded]:
     """Backup, list, verify, dry run, diff, and three restores (new pool, existing pool, rejected), recorded."""
@@ -255,6 +272,11 @@ def recorded() -> Iterator[Recorded]:
                 exit_codes=(1,),
             )
             assert refused["error"] == "ApprovalRejected", refused
+            # An interrupted backup's leftovers (parts copied under another id, no manifest), purged by the
+            # operator through the backup machine's PurgeIncompleteBackup task: the operator has no DeleteObject.
+            leftovers = _plant_leftovers(clients, uri, storage["kmsKeyArn"])
+            purged = _cli(OPERATOR, "purge-incomplete", leftovers, "--idle-minutes", "0", "--quiet")
+            assert purged["purged"]["uri"] == leftovers, purged
 
             world = World(REGION, ACCOUNT, storage["bucket"], storage["kmsKeyArn"], PREFIX)
             physical = {
@@ -386,7 +408,7 @@ def _coverage_gaps(recorded: Recorded, judged: list[Judged]) -> list[str]:
         if TASK_NEEDS[t] != TaskNeeds() and t not in calling
     ]
     actors = {j.actor for j in judged}
-    wanted = [f"{OPERATOR}:{c}" for c in ("backup", "list", "verify", "restore")]
+    wanted = [f"{OPERATOR}:{c}" for c in ("backup", "list", "verify", "restore", "purge-incomplete")]
     wanted += [f"{APPROVER}:{c}" for c in ("approvals", "approve", "reject")]
     gaps += [f"no call recorded for {actor}" for actor in wanted if actor not in actors]
     return gaps
@@ -449,6 +471,12 @@ def test_iam_contract(recorded: Recorded, judged: list[Judged], template: Resolv
         "least privilege (remove the grant, or allow-list it in UNREACHED with a reason)": _overgranted(
             judged, template
         ),
+        # Leftovers of an interrupted backup are removed by the PurgeIncompleteBackup task, never by a person.
+        "people who may delete backup objects": [
+            f"{who} is granted s3:DeleteObject"
+            for who in (OPERATOR, APPROVER)
+            if {"s3:DeleteObject", "s3:*", "*"} & _granted(template, _role_of(template, who))
+        ],
     }
     failing = {title: problems for title, problems in sections.items() if problems}
     assert not failing, "\n".join(
