@@ -130,16 +130,21 @@ def cmd_restore(args: argparse.Namespace) -> int:
     printer = ProgressPrinter(tracker, quiet=args.quiet)
     from pipeline.operator.aws_engine import AwsEngine
 
-    with engine_for(args) as engine:
-        engine.serve_api()
-        outcome = run_restore(
-            engine,
-            storage=settings,
-            payload=payload,
-            on_event=printer,
-            on_poll=printer.tick,
-            timeout_s=args.approval_timeout + args.timeout,
-        )
+    engine: Any = None
+    try:
+        with engine_for(args) as engine:
+            engine.serve_api()
+            outcome = run_restore(
+                engine,
+                storage=settings,
+                payload=payload,
+                on_event=printer,
+                on_poll=printer.tick,
+                timeout_s=args.approval_timeout + args.timeout,
+            )
+    except KeyboardInterrupt:
+        _record_interrupted(clients, settings, tracker.request_id, on_aws=isinstance(engine, AwsEngine))
+        raise
     printer.close()
     result: dict[str, Any] = {
         "status": outcome.status,
@@ -171,6 +176,44 @@ def cmd_restore(args: argparse.Namespace) -> int:
     )
     emit(args, result, text)
     return 0
+
+
+def _record_interrupted(clients: Clients, settings: Storage, request_id: str | None, *, on_aws: bool) -> None:
+    """Ctrl-C: the local engine's execution is stopped with the command, so its request is cancelled, and the
+    audit trail says so (no decision can reach it any more). On AWS the execution goes on and can be decided."""
+    if on_aws:
+        err(
+            "interrupted: the execution keeps running on AWS"
+            + (f"; {request_id} can still be decided" if request_id else "")
+        )
+        return
+    if request_id is None:
+        return  # stopped before the request was made: nothing to cancel
+    sink = restore.audit_sink(clients, settings)
+    try:
+        decided = audit.exists(sink, approval.decision_key(sink, request_id))
+        # Before a decision the request is cancelled; after an approval the restore stopped part way, and running
+        # the same restore again completes it.
+        details = (
+            {"reason": "the restore command was interrupted after the decision; its execution stopped"}
+            if decided
+            else {
+                "decision": "cancelled",
+                "reason": "the restore command was interrupted; its execution stopped",
+            }
+        )
+        approval.record_outcome(sink, request_id, "restore.failed", details)
+    except (errors.PipelineError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        err(f"interrupted: the audit record of {request_id} could not be written ({exc})")
+        return
+    if decided:
+        err(
+            f"interrupted: restore {request_id} stopped part way (recorded); run the same restore again to finish it"
+        )
+    else:
+        err(
+            f"interrupted: restore request {request_id} is cancelled (recorded in the audit trail); nothing restored"
+        )
 
 
 def _emit_plan(args: argparse.Namespace, plan: dict[str, Any]) -> None:

@@ -208,11 +208,11 @@ def test_restore_waits_for_an_approval_given_from_another_process(
     throttle.default_budget.cache_clear()
 
 
-def test_an_interrupted_restore_can_no_longer_be_approved_and_nothing_is_recorded(
+def test_an_interrupted_restore_is_cancelled_on_record_and_can_no_longer_be_approved(
     account: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Ctrl-C on a restore waiting for approval: the request is no longer listed, and an approval attempt fails
-    before any decision or audit record is written."""
+    """Ctrl-C on a restore waiting for approval: the audit trail records it cancelled, the request is no longer
+    listed, and an approval attempt fails before any decision is written."""
     uri = _backup(account, capsys)
     storage = {**account["storage"], "prefix": "nightly"}
     iam = boto3.client("iam")
@@ -226,7 +226,8 @@ def test_an_interrupted_restore_can_no_longer_be_approved_and_nothing_is_recorde
         [*cli("restore", "--backup", uri, "--new-pool", "interrupted", "--quiet")],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     sink = restore.audit_sink(account["clients"], storage)  # type: ignore[arg-type]
     try:
@@ -239,10 +240,12 @@ def test_an_interrupted_restore_can_no_longer_be_approved_and_nothing_is_recorde
     finally:
         requester.send_signal(2)  # SIGINT, as Ctrl-C
         try:
-            requester.wait(timeout=60)
+            _, stopped = requester.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             requester.kill()
             raise
+    assert requester.returncode == 130
+    assert f"restore request {request_id} is cancelled" in stopped and "Traceback" not in stopped
 
     def run(*args: str, access_key: str, secret: str) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret}
@@ -263,5 +266,8 @@ def test_an_interrupted_restore_can_no_longer_be_approved_and_nothing_is_recorde
     approved = run("approve", request_id, access_key=key["AccessKeyId"], secret=key["SecretAccessKey"])
     assert approved.returncode == 3, approved.stderr
     assert "cannot reach" in approved.stderr and "Traceback" not in approved.stderr
-    events = [r["event"] for r in read_records(sink, subject_id=request_id)]
-    assert events == ["restore.requested"]
+    records = read_records(sink, subject_id=request_id)
+    assert [r["event"] for r in records] == ["restore.requested", "restore.failed"]
+    assert (
+        records[-1]["details"]["decision"] == "cancelled"
+    )  # and no decision: nothing approved a dead request
