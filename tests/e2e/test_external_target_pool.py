@@ -77,13 +77,26 @@ def _approve_from_another_process(storage: dict[str, str], request_id: str) -> N
 def test_restore_into_the_existing_pool_snapshots_it_on_the_server_first(
     account: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Into a pool that drifted since its backup (users deleted, a disabled user re-enabled who never signed in):
+    the dry run and the restore agree, and the drifted user is left as it is."""
     uri = _backup(account, capsys)
     pool_id = account["pool"].pool_id
     cognito = account["clients"].cognito
     listed = cognito.list_users(UserPoolId=pool_id, Limit=DELETED)["Users"]
     for user in listed:
         cognito.admin_delete_user(UserPoolId=pool_id, Username=user["Username"])
+    everyone = cognito.list_users(UserPoolId=pool_id)["Users"]
+    # Preferably one who never signed in (FORCE_CHANGE_PASSWORD): it looks like a user a merge half-created.
+    disabled = sorted(
+        (u["UserStatus"] != "FORCE_CHANGE_PASSWORD", u["Username"]) for u in everyone if not u["Enabled"]
+    )
+    drifted = disabled[0][1]
+    cognito.admin_enable_user(UserPoolId=pool_id, Username=drifted)
     storage = account["storage"]
+
+    assert main(["restore", "--backup", uri, "--target-pool", pool_id, "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)["users"]
+    assert plan == {"create": DELETED, "skipExisting": USERS - DELETED, "existingThatDiffer": 1}
 
     result: dict[str, int] = {}
     argv = [
@@ -109,11 +122,17 @@ def test_restore_into_the_existing_pool_snapshots_it_on_the_server_first(
     waiter.join(600)
     assert not waiter.is_alive(), "the restore did not end within 600 s"
     captured = capsys.readouterr()
-    assert result.get("code") == 0, captured.err
+    # The drifted user is left as it is, so the target still differs from the backup in exactly that: the restore
+    # says so (exit 1, RestoreNotVerified) with the report's counts, which are the dry run's.
+    assert result.get("code") == 1, captured.err
     out = json.loads(captured.out)
-    assert out["verification"]["passed"] is True
-    assert out["report"]["created"] == DELETED
-    assert out["report"]["existing"] == USERS - DELETED
+    assert out["error"] == "RestoreNotVerified"
+    report = out["report"]
+    assert (report["users"]["created"], report["users"]["existing"]) == (plan["create"], plan["skipExisting"])
+    assert report["verification"]["passed"] is False
+    assert "enabled_differences 1" in captured.err
+    # "left as they are": the re-enabled user, who looks like a half-created one, is not disabled again.
+    assert cognito.admin_get_user(UserPoolId=pool_id, Username=drifted)["Enabled"] is True
 
     # The snapshot is a verified backup of the target as it was before the restore, stored on the server.
     backups = main(
