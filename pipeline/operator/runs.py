@@ -185,3 +185,17 @@ def run_backup(
             outcome.status, outcome.error = "FAILED", "IncompleteBackup"
             outcome.message = "not every pool reported a verified backup"
     return outcome
+
+
+def run_drill(
+    engine: Engine,
+    *,
+    storage: Storage,
+    payload: Mapping[str, Any],
+    on_event: EventSink | None = None,
+    on_poll: Callable[[], None] | None = None,
+    timeout_s: float = 3600.0,
+) -> Outcome:
+    """The drill state machine; ``payload`` may name a pool (``poolId``), a backup (``backupUri``), a ``sample``."""
+    arn = engine.deploy("drill", _storage_substitutions(storage))
+    return _run(engine, arn, payload, on_event, timeout_s, on_poll)
