@@ -84,9 +84,7 @@ def _row(
     long_running: bool = False,
     pass_role: bool = False,
 ) -> DrillNeeds:
-    base = TaskNeeds(
-        s3=frozenset(s3), kms=frozenset(kms), long_running=long_running, pass_role=pass_role
-    )
+    base = TaskNeeds(s3=frozenset(s3), kms=frozenset(kms), long_running=long_running, pass_role=pass_role)
     return DrillNeeds(base, frozenset(tagged), list_pools, create_pool)
 
 

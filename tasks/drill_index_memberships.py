@@ -3,8 +3,8 @@
 from typing import Any
 
 from pipeline.core.aws import default_clients
-from pipeline.core.lambda_runtime import LambdaContext
 from pipeline.core.contracts import IndexCursor
+from pipeline.core.lambda_runtime import LambdaContext
 from pipeline.restore import steps as restore
 
 

@@ -32,7 +32,7 @@ def emit_drill_metrics(pool_id: str, *, passed: bool, duration_s: float, sample_
     metrics.add_metric(name=DRILL_PASSED, unit=MetricUnit.Count, value=1 if passed else 0)
     metrics.add_metric(name=DRILL_DURATION, unit=MetricUnit.Seconds, value=round(duration_s, 3))
     metrics.add_metric(name=DRILL_SAMPLE, unit=MetricUnit.Count, value=sample_size)
-    document: dict[str, Any] = metrics.serialize_metric_set()
+    document: dict[str, Any] = dict(metrics.serialize_metric_set())
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         metrics.flush_metrics()
     else:

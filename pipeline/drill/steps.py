@@ -180,7 +180,7 @@ def prepare_drill(
         "requestId": drill_id,
         "backupUri": loc.uri,
         "settings": settings,
-        "target": {"mode": "new", "poolId": None, "poolName": scratch_pool_name(drill_id)},  # type: ignore[typeddict-item]
+        "target": {"mode": "new", "poolId": None, "poolName": scratch_pool_name(drill_id)},
         "shards": list(reader.doc["shards"]),
         "distributed": False,
         "selectionKey": None,
@@ -253,7 +253,11 @@ def restore_drill_config(
     number = cursor.get("slice", 0)
     ws = restore.workspace(request)
     store.put_sealed(
-        clients, ws, request["settings"]["kmsKeyArn"], f"{ws.root}pool-config-{number:05d}.bin", [asdict(result)]
+        clients,
+        ws,
+        request["settings"]["kmsKeyArn"],
+        f"{ws.root}pool-config-{number:05d}.bin",
+        [asdict(result)],
     )
     return {
         "poolId": result.pool_id,
@@ -365,7 +369,9 @@ def _drill_tag(clients: Clients, pool_id: str) -> str | None:
     return tags.get(DRILL_TAG)
 
 
-def delete_scratch_pool(clients: Clients, job: Mapping[str, Any], target: Mapping[str, Any] | None) -> dict[str, Any]:
+def delete_scratch_pool(
+    clients: Clients, job: Mapping[str, Any], target: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """Deletes this drill's scratch pool: the one named in ``target``, and any pool of the drill's name (a
     configuration slice that failed after CreateUserPool returned no cursor). Only a pool whose drill tag is
     this drill's id is deleted: the role would refuse an untagged pool anyway, and another drill's pool is not
