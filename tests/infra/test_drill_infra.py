@@ -94,3 +94,19 @@ def test_every_cognito_grant_of_a_drill_role_is_bound_to_the_drill_tag(default_s
         "cognito-idp:DeleteUserPool",
         "cognito-idp:AdminCreateUser",
     } <= granted
+
+
+def test_a_failed_drill_execution_has_its_alarm(default_synth: Synth) -> None:
+    machines = default_synth.resources("AWS::StepFunctions::StateMachine")
+    (drill,) = [
+        k for k, m in machines.items() if m["Properties"]["StateMachineName"] == "cognito-backuper-drill"
+    ]
+    watched = [
+        a["Properties"]
+        for a in default_synth.resources("AWS::CloudWatch::Alarm").values()
+        if {"Name": "StateMachineArn", "Value": {"Ref": drill}} in a["Properties"].get("Dimensions", [])
+    ]
+    assert [(a["MetricName"], a["ComparisonOperator"], a["Threshold"]) for a in watched] == [
+        ("ExecutionsFailed", "GreaterThanOrEqualToThreshold", 1)
+    ]
+    assert watched[0]["AlarmActions"]
