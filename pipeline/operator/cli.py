@@ -237,7 +237,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not args.quiet:
             err(f"restore drill: {args.drill_sample:,} random users of the backup into a scratch pool")
         drilled = execute_drill(
-            engine, account.storage, seeded.pool_id, args.drill_sample, backup["uri"], timeout_s=1800
+            engine,
+            account.storage,
+            seeded.pool_id,
+            args.drill_sample,
+            backup["uri"],
+            timeout_s=1800,
+            quiet=args.quiet,
         )
         drill_output = drilled.output if isinstance(drilled.output, dict) else {}
         drills = list(drill_output.get("drills") or [])

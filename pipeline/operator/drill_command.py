@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pipeline.core import errors
@@ -92,13 +93,50 @@ def recorded_drills(
     return found
 
 
+class DrillProgress:
+    """A line on stderr at least every ``every_s`` seconds: the time so far and the state the drill is in."""
+
+    def __init__(
+        self, quiet: bool, every_s: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.quiet, self.every_s, self.clock = quiet, every_s, clock
+        self.started = self.last = clock()
+        self.state = "-"
+
+    def event(self, event: Mapping[str, Any]) -> None:
+        entered = event.get("stateEnteredEventDetails") or {}
+        if entered.get("name"):
+            self.state = str(entered["name"])
+
+    def tick(self) -> None:
+        now = self.clock()
+        if not self.quiet and now - self.last >= self.every_s:
+            self.last = now
+            err(f"[{now - self.started:6.1f}s] drill running: {self.state}")
+
+
 def execute_drill(
-    engine: Engine, storage: Storage, pool_id: str, sample: int, backup_uri: str | None, timeout_s: float
+    engine: Engine,
+    storage: Storage,
+    pool_id: str,
+    sample: int,
+    backup_uri: str | None,
+    timeout_s: float,
+    *,
+    quiet: bool = False,
 ) -> Outcome:
     payload: dict[str, Any] = {"poolId": pool_id, "sample": sample}
     if backup_uri:
         payload["backupUri"] = backup_uri
-    return run_drill(engine, storage=storage, payload=payload, timeout_s=timeout_s)
+    progress = DrillProgress(quiet)
+    return run_drill(
+        engine,
+        storage=storage,
+        payload=payload,
+        on_event=progress.event,
+        on_poll=progress.tick,
+        timeout_s=timeout_s,
+    )
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
@@ -110,7 +148,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
     if not args.quiet:
         err(f"restore drill of pool {pool_id}: a sample of {sample:,} users into a drill-tagged scratch pool")
     with engine_for(args) as engine:
-        outcome = execute_drill(engine, storage, pool_id, sample, args.backup, args.timeout)
+        outcome = execute_drill(engine, storage, pool_id, sample, args.backup, args.timeout, quiet=args.quiet)
     output = outcome.output if isinstance(outcome.output, dict) else {}
     drills: list[dict[str, Any]] = list(output.get("drills") or []) or recorded_drills(
         clients, storage, pool_id, started
