@@ -46,7 +46,7 @@ def test_a_sample_outside_1_to_100000_is_refused(bad: Any) -> None:
 
 def test_the_scratch_configuration_carries_the_drill_tag_and_no_domain() -> None:
     drill_id = drill.new_drill_id()
-    config = {
+    config: dict[str, Any] = {
         "pool": {"Id": "eu-west-1_Prod", "UserPoolTags": {"team": "id", drill.DRILL_TAG: "forged"}},
         "domain": {"Domain": "login-prod"},
         "customDomain": {"Domain": "login.example.com"},
