@@ -143,9 +143,11 @@ class TaskFunction(Construct):
         targets: Targets,
         log_retention: logs.RetentionDays,
         quota_fraction: float,
+        needs: TaskNeeds | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        needs = needs_for(task)
+        # ``needs``: a row from outside infra.permissions' table (the drill tasks', infra.drill).
+        needs = needs or needs_for(task)
         self.task = task
         self.needs = needs
         name = task_names.function_name(task)

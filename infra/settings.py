@@ -50,6 +50,10 @@ class Settings:
     # The operator and approver roles (infra.access); off for accounts that manage people's access elsewhere.
     access_roles: bool = True
     notification_email: str | None = None
+    # The weekly restore drill (infra.drill): each pool's latest backup restored, in a sample, into a scratch pool.
+    drill_schedule_expression: str = "cron(0 5 ? * SUN *)"
+    drill_sample_size: int = 1000
+    drill_enabled: bool = True
 
     @property
     def all_pools(self) -> bool:
@@ -117,6 +121,9 @@ def settings_from_context(get: Callable[[str], Any]) -> Settings:
         "enableTrail": ("enable_trail", _as_bool),
         "accessRoles": ("access_roles", _as_bool),
         "notificationEmail": ("notification_email", _as_str),
+        "drillScheduleExpression": ("drill_schedule_expression", _as_str),
+        "drillSampleSize": ("drill_sample_size", _as_int),
+        "drillEnabled": ("drill_enabled", _as_bool),
     }
     for key, (field, read) in readers.items():
         raw = get(key)
@@ -143,6 +150,8 @@ def validate(s: Settings) -> None:
         raise InfraConfigError(
             "crossAccountTrustedAccountId and crossAccountExternalId must be given together"
         )
+    if not 1 <= s.drill_sample_size <= 100_000:
+        raise InfraConfigError("context drillSampleSize must be 1 to 100000 users")
     if trusted is not None and not _ACCOUNT_ID.match(trusted):
         raise InfraConfigError("context crossAccountTrustedAccountId must be a 12-digit AWS account id")
     if external is not None and not _EXTERNAL_ID.match(external):

@@ -14,6 +14,7 @@ from infra.access import AccessRoles
 from infra.asl import PROJECT_ROOT, MachineSpec, all_tasks, concurrent_cognito_tasks, discover
 from infra.audit import AuditTrail, cross_account_restore_role
 from infra.bundling import PipLocalBundling
+from infra.drill import DRILL_MACHINE, DrillTaskFunction, WeeklyDrillSchedule, is_drill_task
 from infra.functions import PYTHON_VERSION, Targets, TaskFunction, function_code
 from infra.monitoring import Alerts, Notifications, dashboard
 from infra.orchestration import DailyBackupSchedule, ItemSource, Machine
@@ -68,7 +69,7 @@ class CognitoBackuperStack(Stack):
 
         code = function_code(project_root, PipLocalBundling(project_root, PYTHON_VERSION))
         self.functions = {
-            task: TaskFunction(
+            task: (DrillTaskFunction if is_drill_task(task) else TaskFunction)(
                 self,
                 task,
                 task=task,
@@ -109,6 +110,11 @@ class CognitoBackuperStack(Stack):
             raise InfraConfigError(f"statemachines/{BACKUP_MACHINE}.asl.json is missing: nothing to schedule")
         self.schedule = DailyBackupSchedule(
             self, "DailyBackup", machine=state_machines[BACKUP_MACHINE], settings=settings
+        )
+        self.drill_schedule = (
+            WeeklyDrillSchedule(self, "WeeklyDrill", machine=state_machines[DRILL_MACHINE], settings=settings)
+            if DRILL_MACHINE in state_machines
+            else None
         )
         self.alerts = Alerts(self, "Alerts", topic=self.notifications.topic, machines=state_machines)
         dashboard(self, "Dashboard", machines=state_machines, functions=list(fns.values()))

@@ -189,9 +189,14 @@ def cmd_demo_restore(args: argparse.Namespace) -> int:
     return 0 if result["status"] == "SUCCEEDED" else EXIT_FAILED
 
 
+DEMO_DRILL_SAMPLE = 100
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.cognito import throttle
+    from pipeline.drill.steps import check_sample
     from pipeline.operator import demo, seed
+    from pipeline.operator.drill_command import drill_text
     from pipeline.operator.local_engine.moto_seed import DirectCognito
     from pipeline.operator.runs import run_backup
 
@@ -200,6 +205,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     args.users = 1000 if args.users is None else args.users
     if not 1 <= args.users <= 200_000:
         raise errors.InvalidRequest("--users must be between 1 and 200000")
+    check_sample(args.drill_sample)
     started = time.monotonic()
     from pipeline.operator.local_engine import LocalEngine
 
@@ -241,6 +247,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return _report_failure(args, engine, outcome)
         backup = outcome.backups[0]
         accounting = demo.account_for(clients, seeded.pool_id, backup["uri"])
+        # The third step: what a scheduled drill does, on this backup (pipeline.drill).
+        from pipeline.operator.drill_command import execute_drill
+
+        if not args.quiet:
+            err(f"restore drill: {args.drill_sample:,} random users of the backup into a scratch pool")
+        drilled = execute_drill(
+            engine,
+            account.storage,
+            seeded.pool_id,
+            args.drill_sample,
+            backup["uri"],
+            timeout_s=1800,
+            quiet=args.quiet,
+        )
+        drill_output = drilled.output if isinstance(drilled.output, dict) else {}
+        drills = list(drill_output.get("drills") or [])
+        drill_passed = drilled.succeeded and bool(drills) and all(d.get("passed") for d in drills)
+        scratch_left = [
+            p["Id"]
+            for p in clients.cognito.list_user_pools(MaxResults=60)["UserPools"]
+            if str(p.get("Name", "")).startswith("cognito-backuper-drill-")
+        ]
     payload = {
         "backup": backup,
         "seeded": {
@@ -254,8 +282,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "backupSeconds": round(outcome.duration_s, 3),
         "totalSeconds": round(time.monotonic() - started, 3),
         "cognitoCalls": cognito_calls,
+        "drill": {
+            "status": drilled.status,
+            "passed": drill_passed,
+            "durationSeconds": round(drilled.duration_s, 3),
+            "drills": drills,
+            "scratchPoolsLeft": len(scratch_left),
+        },
     }
     mark = "OK" if accounting.complete else "MISMATCH"
+    drill_mark = "PASSED" if drill_passed else f"FAILED ({drilled.error}: {drilled.message})"
     text = "\n".join(
         [
             f"backup      {backup['uri']}",
@@ -269,10 +305,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"cognito     {cognito_calls:,} API calls by the pipeline",
             f"duration    {outcome.duration_s:.1f}s backup, {time.monotonic() - started:.1f}s in all",
             f"accounting  {mark}",
+            "drill       "
+            + (drill_text(drills, indent=" " * 12) or f"no result ({drilled.error}: {drilled.message})"),
+            f"scratch     {len(scratch_left)} drill pools left in the account; drill {drill_mark}",
         ]
     )
     emit(args, payload, text)
-    return 0 if accounting.complete else EXIT_FAILED
+    return 0 if accounting.complete and drill_passed and not scratch_left else EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,10 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="back up a seeded pool on an embedded AWS (no account needed)",
+        help="back up a seeded pool on an embedded AWS and drill a restore of it (no account needed)",
         description="Creates, on an embedded AWS, a KMS key, a bucket (default SSE-KMS with that key, public access "
         "blocked; the EnforceEncryption bucket policy is not attached there: moto would refuse every write) and a "
-        "realistic user pool, then runs the backup state machine on the local engine and verifies the backup.",
+        "realistic user pool, then runs the backup state machine on the local engine and verifies the backup; "
+        "then the drill state machine restores a random sample of it into a scratch pool, verifies and deletes it.",
     )
     p.add_argument("--users", type=int, help="users to seed (default 1000; 200 with --restore)")
     p.add_argument(
@@ -303,6 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="play the two-person restore instead: two IAM users on a moto server the demo starts, a backup, a "
         "restore request into a new pool, the requester's own approval refused, the second person's approval, "
         "the verified restore; each step is the CLI command shown",
+    )
+    p.add_argument(
+        "--drill-sample",
+        type=int,
+        default=DEMO_DRILL_SAMPLE,
+        metavar="N",
+        help=f"users the restore drill after the backup restores and verifies (default {DEMO_DRILL_SAMPLE})",
     )
     add_rate_flags(p)
     add_output_flags(p)
@@ -355,10 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_flags(p)
     p.set_defaults(func=cmd_list)
 
-    from pipeline.operator import purge_command, restore_commands, seed_command
+    from pipeline.operator import drill_command, purge_command, restore_commands, seed_command
 
     restore_commands.register(sub)
     purge_command.register(sub)
+    drill_command.register(sub)
     seed_command.register(sub)
     return parser
 

@@ -197,3 +197,17 @@ def run_purge_incomplete(
     """The backup state machine in its purge mode: its PurgeIncompleteBackup task re-checks and deletes."""
     arn = engine.deploy("backup", _storage_substitutions(storage))
     return _run(engine, arn, {"purgeIncomplete": dict(request)}, None, timeout_s)
+
+
+def run_drill(
+    engine: Engine,
+    *,
+    storage: Storage,
+    payload: Mapping[str, Any],
+    on_event: EventSink | None = None,
+    on_poll: Callable[[], None] | None = None,
+    timeout_s: float = 3600.0,
+) -> Outcome:
+    """The drill state machine; ``payload`` may name a pool (``poolId``), a backup (``backupUri``), a ``sample``."""
+    arn = engine.deploy("drill", _storage_substitutions(storage))
+    return _run(engine, arn, payload, on_event, timeout_s, on_poll)

@@ -53,6 +53,8 @@ EVENTS = frozenset(
         "restore.completed",
         "restore.failed",
         "approval.refused",
+        "drill.passed",
+        "drill.failed",
     }
 )
 MAX_DETAILS_BYTES = 16 * 1024  # ids and counts fit easily; a dump of records does not

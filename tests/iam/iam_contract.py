@@ -85,6 +85,8 @@ class World:
     bucket: str
     key_arn: str
     prefix: str
+    # The tags of the user pools the calls act on (aws:ResourceTag/*): IAM reads them from the pool itself.
+    pool_tags: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def stack_arn(self, name: str) -> str:
         return f"arn:{PARTITION}:cloudformation:{self.region}:{self.account}:stack/{name}/{STACK_UUID}"
@@ -333,7 +335,17 @@ def _cognito(call: Call, world: World) -> list[Authorization]:
         resource = "*"
     else:
         resource = f"arn:{PARTITION}:cognito-idp:{call.region}:{world.account}:userpool/{p['UserPoolId']}"
-    result = [Authorization(f"cognito-idp:{op}", resource)]
+    context: dict[str, str | list[str]] = {}
+    if resource != "*":
+        tags = world.pool_tags.get(str(p["UserPoolId"]), {})
+        context.update({f"aws:ResourceTag/{k}": v for k, v in tags.items()})
+    if op == "CreateUserPool":
+        # The service authorization reference: CreateUserPool's condition keys are aws:RequestTag and aws:TagKeys.
+        requested = p.get("UserPoolTags") or {}
+        context.update({f"aws:RequestTag/{k}": str(v) for k, v in requested.items()})
+        if requested:
+            context["aws:TagKeys"] = sorted(requested)
+    result = [Authorization(f"cognito-idp:{op}", resource, context)]
     passed = [p.get("RoleArn"), (p.get("SmsConfiguration") or {}).get("SnsCallerArn")]
     for role in filter(None, passed):
         result.append(

@@ -52,6 +52,7 @@ _KEPT = frozenset(
         "KeyId",
         "EncryptionContext",
         "UserPoolId",
+        "UserPoolTags",  # CreateUserPool's aws:RequestTag/* and aws:TagKeys
         "stateMachineArn",
         "executionArn",
         "mapRunArn",

@@ -258,8 +258,14 @@ def test_state_machines_log_without_execution_data_and_trace(default_synth: Synt
         assert all(list(r) == ["Fn::GetAtt"] and r["Fn::GetAtt"][1] == "Arn" for r in resources)
 
 
+def _daily(synth: Synth) -> list[dict[str, Any]]:
+    """The backup's schedule (the drill has its own, tests/infra/test_drill_infra.py)."""
+    schedules = synth.resources("AWS::Scheduler::Schedule").values()
+    return [s for s in schedules if s["Properties"]["Name"] == "cognito-backuper-daily-backup"]
+
+
 def test_daily_schedule_starts_only_the_backup_machine(default_synth: Synth, options_synth: Synth) -> None:
-    (schedule,) = default_synth.resources("AWS::Scheduler::Schedule").values()
+    (schedule,) = _daily(default_synth)
     target = schedule["Properties"]["Target"]
     assert json.loads(target["Input"]) == {"poolIds": [], "allPools": True}
     role_lid = target["RoleArn"]["Fn::GetAtt"][0]
@@ -271,7 +277,7 @@ def test_daily_schedule_starts_only_the_backup_machine(default_synth: Synth, opt
             "Resource": target["Arn"],
         }
     ]
-    (schedule,) = options_synth.resources("AWS::Scheduler::Schedule").values()
+    (schedule,) = _daily(options_synth)
     assert json.loads(schedule["Properties"]["Target"]["Input"]) == {
         "poolIds": ["us-east-1_AbC123", "us-east-1_XyZ789"],
         "allPools": False,
