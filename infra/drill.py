@@ -14,6 +14,9 @@ drill tag (pipeline.drill.steps.DRILL_TAG), which the drill puts on the scratch 
   create. Whoever else may tag pools in the account could make a pool a drill's target: keep
   cognito-idp:TagResource for the ``cognito-backuper:drill`` key out of other principals' hands (an SCP can).
 
+The Service Authorization Reference lists no dependent action for CreateUserPool, so its UserPoolTags need no
+cognito-idp:TagResource; this is checked against the documentation only, not against a deployment.
+
 iam:PassRole (to Cognito only) lets the scratch pool keep the backed-up group roles, which VerifyRestore compares.
 S3 and KMS are the restore's: read the backup, write the drill's workspace and its audit record.
 """

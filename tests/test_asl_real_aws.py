@@ -54,3 +54,11 @@ def test_the_restore_machine_outlives_the_longest_approval_wait_and_a_snapshot()
     # The approval may wait MAX_APPROVAL_S; the snapshot is a backup (a day at most); the users need days more.
     assert timeout >= MAX_APPROVAL_S + DAY + 7 * DAY
     assert timeout <= 365 * DAY  # Step Functions' own limit for a standard execution
+
+
+def test_a_drill_times_out_before_the_next_weekly_drill_starts() -> None:
+    from pipeline.drill.steps import STALE_AFTER
+
+    timeout = _doc("drill.asl.json").get("TimeoutSeconds")
+    assert isinstance(timeout, int) and DAY <= timeout < 7 * DAY
+    assert timeout < STALE_AFTER.total_seconds()  # only a timed-out drill's pool counts as stale

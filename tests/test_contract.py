@@ -108,3 +108,18 @@ def test_fail_states_report_the_caught_error(asl: tuple[str, dict[str, Any]]) ->
     for name, state in walk_states(doc["States"]):
         if state["Type"] == "Fail":
             assert state.get("ErrorPath") or state.get("Error"), name
+
+
+def test_the_drill_machine_runs_only_drill_tasks_and_no_other_machine_runs_them() -> None:
+    """The drill's roles are the tag-scoped ones (infra.drill): a restore task in the drill would write with an
+    unscoped role, and a drill task elsewhere would be refused on every untagged pool."""
+    from infra.drill import DRILL_TASK_NEEDS
+
+    tasks = {
+        path.name: {task_names.task_name(p) for p in task_names.function_placeholders(path.read_text())}
+        for path in ASL_FILES
+    }
+    assert tasks["drill.asl.json"] == set(DRILL_TASK_NEEDS)
+    assert all(
+        not (found & set(DRILL_TASK_NEEDS)) for name, found in tasks.items() if name != "drill.asl.json"
+    )

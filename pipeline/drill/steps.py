@@ -39,6 +39,9 @@ DRILL_ID_PREFIX = "rd-"
 DRILL_POOL_PREFIX = "cognito-backuper-drill-"
 DEFAULT_SAMPLE = 1000
 MAX_SAMPLE = 100_000
+# A drill execution times out after 6 days (statemachines/drill.asl.json): a pool of a drill older than this is
+# left over, and the next drill's cleanup deletes it.
+STALE_AFTER = dt.timedelta(days=7)
 _DRILL_ID = re.compile(r"^rd-\d{8}T\d{6}Z-[0-9a-f]{12}$")
 
 Clock = Callable[[], float]
@@ -369,29 +372,52 @@ def _drill_tag(clients: Clients, pool_id: str) -> str | None:
     return tags.get(DRILL_TAG)
 
 
+def _drill_started(drill_id: str) -> dt.datetime:
+    return dt.datetime.strptime(drill_id.split("-")[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+
+
+def _stale(name: str, now: dt.datetime) -> str | None:
+    """The drill id of a scratch pool left by a drill that started more than STALE_AFTER ago (its execution
+    timed out or was stopped before its cleanup ran); None for any other pool."""
+    drill_id = name.removeprefix(DRILL_POOL_PREFIX)
+    if name == drill_id or not _DRILL_ID.match(drill_id):
+        return None
+    return drill_id if now - _drill_started(drill_id) > STALE_AFTER else None
+
+
 def delete_scratch_pool(
-    clients: Clients, job: Mapping[str, Any], target: Mapping[str, Any] | None
+    clients: Clients,
+    job: Mapping[str, Any],
+    target: Mapping[str, Any] | None,
+    *,
+    now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Deletes this drill's scratch pool: the one named in ``target``, and any pool of the drill's name (a
-    configuration slice that failed after CreateUserPool returned no cursor). Only a pool whose drill tag is
-    this drill's id is deleted: the role would refuse an untagged pool anyway, and another drill's pool is not
-    this one's to delete."""
+    configuration slice that failed after CreateUserPool returned no cursor); and the scratch pools of drills
+    that started more than STALE_AFTER ago (an execution that timed out never ran its cleanup). A pool is deleted
+    only if its drill tag is the drill id its name says: the role would refuse an untagged pool anyway, and a
+    running drill's pool is not this one's to delete."""
     drill_id = check_drill_id(job["drillId"])
     name = scratch_pool_name(drill_id)
-    candidates = {str(target["poolId"])} if target and target.get("poolId") else set()
-    paginator_token: str | None = None
+    now = now or dt.datetime.now(dt.UTC)
+    wanted = {str(target["poolId"]): drill_id} if target and target.get("poolId") else {}
+    token: str | None = None
     while True:
         kwargs: dict[str, Any] = {"MaxResults": 60}
-        if paginator_token:
-            kwargs["NextToken"] = paginator_token
+        if token:
+            kwargs["NextToken"] = token
         page = clients.cognito.list_user_pools(**kwargs)
-        candidates |= {str(p["Id"]) for p in page.get("UserPools", []) if p.get("Name") == name}
-        paginator_token = page.get("NextToken")
-        if not paginator_token:
+        for summary in page.get("UserPools", []):
+            pool_name = str(summary.get("Name", ""))
+            owner = drill_id if pool_name == name else _stale(pool_name, now)
+            if owner is not None:
+                wanted[str(summary["Id"])] = owner
+        token = page.get("NextToken")
+        if not token:
             break
     deleted = []
-    for pool_id in sorted(candidates):
-        if _drill_tag(clients, pool_id) != drill_id:
+    for pool_id, owner in sorted(wanted.items()):
+        if _drill_tag(clients, pool_id) != owner:
             continue
         try:
             clients.cognito.delete_user_pool(UserPoolId=pool_id)

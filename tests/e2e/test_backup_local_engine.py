@@ -32,6 +32,12 @@ def test_demo_accounts_for_every_user_group_and_membership(capsys: pytest.Captur
     assert out["accounting"]["membershipsBackedUp"] == out["seeded"]["memberships"] > 0
     assert out["seeded"]["disabled"] > 0 and out["seeded"]["unconfirmed"] > 0
     assert out["cognitoCalls"] > 0
+    # The third step: a restore drill of that backup, its scratch pool gone afterwards.
+    drill = out["drill"]
+    assert drill["passed"] is True and drill["scratchPoolsLeft"] == 0
+    (result,) = drill["drills"]
+    assert result["backupUri"] == out["backup"]["uri"]
+    assert result["sampleSize"] == result["usersCompared"] == 100 and result["differences"] == {}
 
 
 def test_large_pool_over_16_shards_has_every_user_and_membership_once_and_no_plaintext(

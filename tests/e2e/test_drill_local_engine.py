@@ -218,6 +218,26 @@ def test_the_drill_command_runs_on_the_local_engine(
     out = json.loads(captured.out)
     assert out["passed"] is True and out["drills"][0]["sampleSize"] == 4
     assert [p["Name"] for p in clients.cognito.list_user_pools(MaxResults=60)["UserPools"]] == ["demo-pool"]
+    # A tampered part: the drill fails (exit 1), and the result comes from its drill.failed audit record.
+    loc = parse_backup_uri(out["drills"][0]["backupUri"])
+    reader = BackupReader.open(clients, loc)
+    key = loc.root + reader.objects("users")[0]["name"]
+    body = bytearray(clients.s3.get_object(Bucket=loc.bucket, Key=key)["Body"].read())
+    body[-1] ^= 0x01
+    clients.s3.put_object(
+        Bucket=loc.bucket,
+        Key=key,
+        Body=bytes(body),
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=storage["kmsKeyArn"],
+    )
+    code = main(["drill", "--pool-id", pool.pool_id, *location, "--engine", "local", "--json", "-q"])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    failed = json.loads(captured.out)
+    assert failed["error"] == "RestoreDrillFailed" and failed["passed"] is False
+    assert [d["passed"] for d in failed["drills"]] == [False] and failed["drills"][0]["auditKey"]
+    assert captured.err.count("\n") == 1 and captured.err.startswith("error: restore drill failed")
     # A bad sample is a one-line input error, exit 2.
     assert main(["drill", "--pool-id", pool.pool_id, "--sample", "0", *location, "--json"]) == 2
     assert json.loads(capsys.readouterr().out)["error"] == "InvalidRequest"
