@@ -88,6 +88,11 @@ def test_either_region_variable_is_enough(
         (["approve", "not-a-request", "--bucket", "b"], EXIT_BAD_INPUT),
         (["restore", "--backup", VALID_URI, "--new-pool", "bad name!!", "--dry-run"], EXIT_BAD_INPUT),
         (["backup", "--pool-id", "bad id", "--bucket", "b", "--kms-key", "k"], EXIT_BAD_INPUT),
+        (["purge-incomplete", "s3://bucket/backups/us-east-1_AbC123/"], EXIT_BAD_INPUT),
+        (["report", "not-a-request", "--bucket", "b"], EXIT_BAD_INPUT),
+        (["reject", "not-a-request", "--bucket", "b"], EXIT_BAD_INPUT),
+        (["seed"], EXIT_BAD_INPUT),
+        (["demo", "--restore", "--users", "0"], EXIT_BAD_INPUT),
     ],
 )
 def test_a_failure_with_json_prints_one_object(
