@@ -49,7 +49,7 @@ class TaskNeeds:
     kms: frozenset[str] = frozenset()
     # sns:Publish on the notification topic (approval requests).
     notify: bool = False
-    # Acts on a restore target pool: its Cognito actions also go to the optional cross-account restore role.
+    # Acts on a restore target pool (only after RecordDecision confirmed an approval).
     restore: bool = False
     # Pages through a whole shard or backup: the 15-minute Lambda maximum and more memory.
     long_running: bool = False
@@ -219,12 +219,3 @@ def needs_for(task: str) -> TaskNeeds:
         raise InfraConfigError(
             f"task {task} has no row in infra.permissions.TASK_NEEDS: add its least-privilege needs there"
         ) from None
-
-
-def restore_passes_roles() -> bool:
-    return any(needs.pass_role for needs in TASK_NEEDS.values() if needs.restore)
-
-
-def restore_cognito_actions() -> list[str]:
-    """What the cross-account restore role may do on Cognito: the union of the restore tasks' needs."""
-    return sorted({a for needs in TASK_NEEDS.values() if needs.restore for a in needs.cognito})
