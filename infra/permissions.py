@@ -140,7 +140,9 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
     "RequestApproval": _needs(
         (), ["GetObject", "ListBucket", "PutObject"], ["Decrypt", "GenerateDataKey"], notify=True
     ),
-    # Reads approvals/<id>/request.bin and decision.bin, writes audit records (and refusals).
+    # Reads approvals/<id>/request.bin and decision.bin and the audit chain's head; executes the approver's
+    # identity proof (an STS call signed by the approver: no permission of its own); writes the decision and
+    # audit records (and refusals).
     "RecordDecision": _needs((), ["GetObject", "ListBucket", "PutObject"], ["Decrypt", "GenerateDataKey"]),
     "RestorePoolConfig": _needs(
         [
@@ -207,8 +209,9 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         restore=True,
         long_running=True,
     ),
-    # Lists the id maps, writes the sealed report and the outcome's audit record.
-    "WriteRestoreReport": _needs((), ["ListBucket", "PutObject"], ["GenerateDataKey"]),
+    # Lists the id maps, writes the sealed report and the outcome's audit record (reading the chain's head:
+    # GetObject, and Decrypt for its SSE-KMS).
+    "WriteRestoreReport": _needs((), ["GetObject", "ListBucket", "PutObject"], ["Decrypt", "GenerateDataKey"]),
 }
 
 

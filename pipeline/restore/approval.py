@@ -319,10 +319,11 @@ def record_decision(
     own = caller_arn(sink.clients)
     existing = _stored_decision(sink, request_id)
     if existing is not None:
-        if existing.get("approved") is not approved:
-            raise TamperedError(
-                f"the decision sealed for {request_id} is not the one Step Functions delivered"
-            )
+        # Only a retry of this very task may find a decision already sealed: one planted by anyone else (or
+        # contradicting what Step Functions delivered) is refused.
+        if existing.get("approved") is not approved or not same_principal(str(existing.get("recordedBy")), own):
+            _refuse(sink, request_id, own, "decision-not-recorded-by-the-pipeline")
+            raise TamperedError(f"the decision stored for {request_id} was not recorded by the pipeline")
         return _decision_result(existing)
     message = message or {}
     kind = "approve" if approved else "reject"

@@ -145,10 +145,10 @@ def _list_versions(sink: AuditSink, root: str, report: ChainReport) -> dict[int,
 
 def _read(sink: AuditSink, key: str, version_id: str) -> bytes:
     with bucket_errors(sink.bucket, missing=f"missing object {key}"):
-        kwargs: dict[str, Any] = {"Bucket": sink.bucket, "Key": key}
-        if version_id and version_id != "null":
-            kwargs["VersionId"] = version_id
-        body: bytes = sink.clients.s3.get_object(**kwargs)["Body"].read()
+        # Always the listed version ("null" in a bucket that was never versioned): never whatever is current.
+        body: bytes = sink.clients.s3.get_object(Bucket=sink.bucket, Key=key, VersionId=version_id)[
+            "Body"
+        ].read()
     return body
 
 

@@ -255,6 +255,9 @@ def recorded() -> Iterator[Recorded]:
                 exit_codes=(1,),
             )
             assert refused["error"] == "ApprovalRejected", refused
+            # The operator checks the audit trail the restores wrote.
+            audit_check = _cli(OPERATOR, "audit", "--verify", *location)
+            assert audit_check["intact"] is True, audit_check
 
             world = World(REGION, ACCOUNT, storage["bucket"], storage["kmsKeyArn"], PREFIX)
             physical = {
@@ -476,7 +479,6 @@ UNREACHED: dict[tuple[str, str], str] = {
         for t in (
             "FinalizeTargetPool",
             "IndexMemberships",
-            "RecordDecision",
             "RestorePoolConfig",
             "RestoreUsers",
         )
@@ -485,7 +487,6 @@ UNREACHED: dict[tuple[str, str], str] = {
         "a group the target already has (a re-run, or a merge into a pool with it) is read, not listed; the "
         "scenario's targets lack the backup's groups (tests/functional/test_config_restore_slices.py plays it)"
     ),
-    ("task:RequestApproval", "kms:Decrypt"): "a retried invocation reads the request it already sealed",
     ("task:RestoreUsers", "cognito-idp:AdminUpdateUserAttributes"): (
         "UNCONFIRMED users: verified flags after SignUp (tests/functional/test_user_restore.py)"
     ),
