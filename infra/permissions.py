@@ -211,7 +211,9 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
     ),
     # Lists the id maps, writes the sealed report and the outcome's audit record (reading the chain's head:
     # GetObject, and Decrypt for its SSE-KMS).
-    "WriteRestoreReport": _needs((), ["GetObject", "ListBucket", "PutObject"], ["Decrypt", "GenerateDataKey"]),
+    "WriteRestoreReport": _needs(
+        (), ["GetObject", "ListBucket", "PutObject"], ["Decrypt", "GenerateDataKey"]
+    ),
 }
 
 

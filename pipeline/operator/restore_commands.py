@@ -225,6 +225,7 @@ def _decide(args: argparse.Namespace, approve: bool) -> int:
     )
     verb = "approved" if approve else "withdrawn by its requester" if decision["withdrawn"] else "rejected"
     decision["decidedBy"] = decider
+    decision["approvedBy" if approve else "rejectedBy"] = decider
     emit(args, decision, f"{args.request_id} {verb} ({decider}); the pipeline records the decision")
     return 0
 

@@ -321,7 +321,9 @@ def record_decision(
     if existing is not None:
         # Only a retry of this very task may find a decision already sealed: one planted by anyone else (or
         # contradicting what Step Functions delivered) is refused.
-        if existing.get("approved") is not approved or not same_principal(str(existing.get("recordedBy")), own):
+        if existing.get("approved") is not approved or not same_principal(
+            str(existing.get("recordedBy")), own
+        ):
             _refuse(sink, request_id, own, "decision-not-recorded-by-the-pipeline")
             raise TamperedError(f"the decision stored for {request_id} was not recorded by the pipeline")
         return _decision_result(existing)

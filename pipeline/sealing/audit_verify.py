@@ -56,7 +56,7 @@ class ChainReport:
 
 @dataclass
 class _Versions:
-    stored: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+    stored: list[Any] = field(default_factory=list)  # ObjectVersion entries, oldest first
     deleted: bool = False
 
 
