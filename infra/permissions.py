@@ -224,3 +224,8 @@ def needs_for(task: str) -> TaskNeeds:
         raise InfraConfigError(
             f"task {task} has no row in infra.permissions.TASK_NEEDS: add its least-privilege needs there"
         ) from None
+
+
+# The tasks that append to the audit chain (pipeline.sealing.audit.record): with Object Lock on, each locks its
+# records for the audit retention (s3:PutObjectRetention on <prefix>/audit/*, infra/functions.py).
+AUDIT_WRITERS = frozenset({"RequestApproval", "RecordDecision", "WriteRestoreReport"})

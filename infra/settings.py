@@ -46,6 +46,8 @@ class Settings:
     object_lock_mode: str = "GOVERNANCE"
     # The audit trail's own lifecycle: records expire after this many days (0: never), not with the backups.
     audit_retention_days: int = 2557
+    # With Object Lock on, each audit record is locked (governance) this long: its own retention, not the bucket's.
+    audit_lock_days: int = 365
     enable_trail: bool = False
     # The operator and approver roles (infra.access); off for accounts that manage people's access elsewhere.
     access_roles: bool = True
@@ -109,6 +111,7 @@ def settings_from_context(get: Callable[[str], Any]) -> Settings:
         "objectLockDays": ("object_lock_days", _as_int),
         "objectLockMode": ("object_lock_mode", _as_str),
         "auditRetentionDays": ("audit_retention_days", _as_int),
+        "auditLockDays": ("audit_lock_days", _as_int),
         "enableTrail": ("enable_trail", _as_bool),
         "accessRoles": ("access_roles", _as_bool),
         "notificationEmail": ("notification_email", _as_str),
@@ -141,3 +144,5 @@ def validate(s: Settings) -> None:
         raise InfraConfigError("context retentionDays must not be shorter than objectLockDays")
     if s.object_lock_days and s.audit_retention_days and s.audit_retention_days < s.object_lock_days:
         raise InfraConfigError("context auditRetentionDays must not be shorter than objectLockDays")
+    if s.audit_retention_days and s.audit_lock_days > s.audit_retention_days:
+        raise InfraConfigError("context auditLockDays must not be longer than auditRetentionDays")

@@ -64,6 +64,7 @@ class CognitoBackuperStack(Stack):
             key=self.storage.key,
             topic=self.notifications.topic,
             topic_key=self.notifications.key,
+            audit_lock_days=settings.audit_lock_days if settings.object_lock_days else 0,
         )
 
         code = function_code(project_root, PipLocalBundling(project_root, PYTHON_VERSION))

@@ -23,6 +23,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import secrets
 import time
@@ -65,6 +66,9 @@ SEQ_DIGITS = 12  # zero-padded, so keys sort as the sequence does
 GENESIS = "0" * 64  # the predecessor digest of record 0
 APPEND_ATTEMPTS = 50
 APPEND_BASE_DELAY_S = 0.05
+# Set by the CDK app on the tasks that write records (infra/functions.py): each record is locked (Object Lock,
+# governance) for this many days, the audit trail's own retention, longer than the bucket's default.
+LOCK_DAYS_ENV = "AUDIT_LOCK_DAYS"
 _CHAIN_NAME = re.compile(r"\d{12}\.bin", re.ASCII)
 
 
@@ -141,12 +145,19 @@ def record(
             "details": clean,
         }
         try:
-            put_document(sink, key, document, audit_context(key), create_only=True)
+            put_document(
+                sink, key, document, audit_context(key), create_only=True, retain_until=_retain_until(at)
+            )
         except AuditRecordExists:
             sleep(APPEND_BASE_DELAY_S * (attempt + 1) * secrets.randbelow(1000) / 1000)
             continue
         return key
     raise AuditRecordExists(f"could not append to the audit chain after {APPEND_ATTEMPTS} attempts")
+
+
+def _retain_until(at: dt.datetime) -> dt.datetime | None:
+    days = int(os.environ.get(LOCK_DAYS_ENV) or 0)
+    return at + dt.timedelta(days=days) if days > 0 else None
 
 
 def _head(sink: AuditSink) -> tuple[int, str]:
@@ -229,6 +240,7 @@ def put_document(
     *,
     create_only: bool,
     if_match: str | None = None,
+    retain_until: dt.datetime | None = None,
 ) -> bytes:
     """Seal and write ``document``; return the stored bytes.
 
@@ -240,6 +252,13 @@ def put_document(
     extra: dict[str, Any] = {"IfNoneMatch": "*"} if create_only else {}
     if if_match is not None:
         extra["IfMatch"] = if_match
+    if retain_until is not None:
+        # S3 requires Content-MD5 or x-amz-sdk-checksum-algorithm on a PUT that sets a retention period.
+        extra |= {
+            "ObjectLockMode": "GOVERNANCE",
+            "ObjectLockRetainUntilDate": retain_until,
+            "ChecksumAlgorithm": "SHA256",
+        }
 
     def put() -> None:
         sink.clients.s3.put_object(

@@ -152,3 +152,21 @@ def test_concurrent_writers_never_share_a_sequence_number(sink: AuditSink) -> No
     assert not errors and not any(t.is_alive() for t in threads)
     report = verify_chain(sink)
     assert report.intact and report.records == 10
+
+
+def test_records_are_locked_for_the_audit_retention(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With Object Lock on, a record's version cannot be deleted within its own (audit) retention."""
+    monkeypatch.setenv(audit.LOCK_DAYS_ENV, "400")
+    with mock_aws():
+        clients = make_clients(boto3.Session())
+        key_arn = clients.kms.create_key(Description="backup key")["KeyMetadata"]["Arn"]
+        clients.s3.create_bucket(Bucket=BUCKET, ObjectLockEnabledForBucket=True)
+        sink = AuditSink(clients=clients, bucket=BUCKET, kms_key_arn=key_arn, prefix=f"{PREFIX}/audit")
+        key = record(sink, "restore.requested", "rr-1", actor=ACTOR, details={})
+        head = clients.s3.head_object(Bucket=BUCKET, Key=key)
+        assert head["ObjectLockMode"] == "GOVERNANCE"
+        days = (head["ObjectLockRetainUntilDate"] - dt.datetime.now(dt.UTC)).days
+        assert 398 <= days <= 400
+        with pytest.raises(clients.s3.exceptions.ClientError, match="AccessDenied"):
+            clients.s3.delete_object(Bucket=BUCKET, Key=key, VersionId=head["VersionId"])
+        assert verify_chain(sink).intact
