@@ -177,6 +177,11 @@ class TaskFunction(Construct):
                     resources=[targets.bucket.arn_for_objects(f"{targets.prefix}/audit/*")],
                 )
             )
+            acknowledge(
+                self.role,
+                bucket_prefix_resource(targets.bucket, f"{targets.prefix}/audit"),
+                "Audit records are created at run time under <prefix>/audit/; each is locked as it is written.",
+            )
         if needs.kms:
             # The key policy names this role: the key trusts no one by default (see infra.storage.scoped_key).
             targets.key.add_to_resource_policy(
