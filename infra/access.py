@@ -1,10 +1,11 @@
 """Who may ask for a restore and who may decide on it: two roles, never the same principal.
 
-The operator role starts and follows the machines and reads backups (verify, diff, dry-run plans); it cannot
-send a task token back. The approver role reads pending requests and records a decision; it cannot start a
-restore. Both are assumable from this account only, by principals an IAM policy allows to, with a session name
-and a source identity, so CloudTrail and the audit trail name the person. The pipeline refuses self-approval
-on top of this (pipeline.restore.approval.same_principal).
+The operator role starts and follows the machines and reads backups (verify, diff, dry-run plans, audit --verify);
+it cannot send a task token back. The approver role reads pending requests and sends a task token back with its
+identity proof; it cannot start a restore, and writes nothing: RecordDecision records the decision. Both are
+assumable from this account only, by IAM users an IAM policy allows to, with the session name and the source
+identity pinned to the caller's own user name, so CloudTrail and the audit trail name the person and nobody can
+approve their own request under another session name (pipeline.restore.approval.principal_id).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ OPERATOR_PREFIX = (
     "object keys are created at run time, so the prefix is the narrowest resource."
 )
 APPROVER_PREFIX = (
-    "Approval requests and audit records are created at run time under <prefix>/approvals/ and <prefix>/audit/; "
-    "an approver may read the former and add decisions and audit records, nothing else."
+    "Approval requests are created at run time under <prefix>/approvals/; an approver may read them, nothing "
+    "else (decisions and audit records are written by the pipeline's RecordDecision task)."
 )
 EXECUTIONS = (
     "Execution ARNs are created at run time; the actions are limited to executions of the two named machines."
@@ -37,9 +38,17 @@ EXECUTIONS = (
 OPERATOR_COGNITO_READS = ("DescribeUserPool", "ListUsers", "ListGroups", "ListUsersInGroup")
 
 
+# The session name and the source identity must be the caller's own IAM user name: the pipeline compares people
+# by session name (pipeline.restore.approval.principal_id), so nobody may pick another one. ${aws:username} exists
+# only for IAM users: role chaining (a role session assuming these roles) cannot satisfy it and is refused.
+PERSON_CONDITIONS = {
+    "StringEquals": {"sts:RoleSessionName": "${aws:username}", "sts:SourceIdentity": "${aws:username}"}
+}
+
+
 def _assumable(scope: Construct, construct_id: str, name: str, description: str) -> iam.Role:
-    """Assumable from this account only (an identity policy must also allow it), with a source identity."""
-    principal = iam.AccountRootPrincipal().with_conditions({"Null": {"sts:SourceIdentity": "false"}})
+    """Assumable from this account only (an identity policy must also allow it), as the caller's own user name."""
+    principal = iam.AccountRootPrincipal().with_conditions(PERSON_CONDITIONS)
     role = iam.Role(
         scope,
         construct_id,
@@ -51,7 +60,11 @@ def _assumable(scope: Construct, construct_id: str, name: str, description: str)
     trust = role.assume_role_policy
     if trust is not None:
         trust.add_statements(
-            iam.PolicyStatement(actions=["sts:SetSourceIdentity"], principals=[iam.AccountRootPrincipal()])
+            iam.PolicyStatement(
+                actions=["sts:SetSourceIdentity"],
+                principals=[iam.AccountRootPrincipal()],
+                conditions={"StringEquals": {"sts:SourceIdentity": "${aws:username}"}},
+            )
         )
     return role
 
@@ -130,6 +143,22 @@ class AccessRoles(Construct):
         self.operator.add_to_policy(
             iam.PolicyStatement(sid="ReadBackups", actions=["s3:GetObject"], resources=[objects])
         )
+        # audit --verify reads every version of every audit record (an overwrite leaves two).
+        self.operator.add_to_policy(
+            iam.PolicyStatement(
+                sid="VerifyAuditTrail",
+                actions=["s3:ListBucketVersions"],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{prefix}/audit/*"]}},
+            )
+        )
+        self.operator.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadAuditVersions",
+                actions=["s3:GetObjectVersion"],
+                resources=[bucket.arn_for_objects(f"{prefix}/audit/*")],
+            )
+        )
         self.operator.add_to_policy(
             iam.PolicyStatement(
                 sid="SealSelections",
@@ -178,29 +207,21 @@ class AccessRoles(Construct):
                 resources=[bucket.arn_for_objects(f"{prefix}/approvals/*")],
             )
         )
-        self.approver.add_to_policy(
-            iam.PolicyStatement(
-                sid="RecordDecisions",
-                actions=["s3:PutObject"],
-                resources=[
-                    bucket.arn_for_objects(f"{prefix}/approvals/*/decision.bin"),
-                    bucket.arn_for_objects(f"{prefix}/audit/*"),
-                ],
-            )
-        )
-        approver_key = ["kms:Decrypt", "kms:GenerateDataKey"]
+        # No S3 write and no GenerateDataKey: the decision and its audit record are written by RecordDecision's
+        # own role, after it checked the approver's identity proof (pipeline.restore.approval.record_decision).
+        approver_key = ["kms:Decrypt"]
         self.approver.add_to_policy(
             iam.PolicyStatement(sid="BackupKey", actions=approver_key, resources=[key.key_arn])
         )
-        # The key lets an approver open and seal approval and audit documents, and S3 use it for SSE-KMS on
-        # the bucket: never decrypt a backup part (those contexts carry pool and backup, not approval/audit).
+        # The key lets an approver open approval requests (their task tokens), and S3 use it for SSE-KMS on
+        # the bucket: never decrypt a backup part (those contexts carry pool and backup, not approval).
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="UseApproverDocuments",
                 principals=[self.approver],
                 actions=approver_key,
                 resources=["*"],
-                conditions={"ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": ["approval", "audit"]}},
+                conditions={"ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": ["approval"]}},
             )
         )
         key.add_to_resource_policy(
@@ -239,10 +260,15 @@ class AccessRoles(Construct):
             f"{machine_names['restore']}:*]",
             "Approvers check that the restore they decide on still waits; execution names are made at run time.",
         )
-        for pattern in ("approvals/*", "approvals/*/decision.bin", "audit/*"):
+        for pattern in ("approvals/*",):
             acknowledge(self.approver, _object_finding(bucket, f"{prefix}/{pattern}"), APPROVER_PREFIX)
         acknowledge(
             self.operator, _object_finding(bucket, f"{prefix}/restores/selections/*"), OPERATOR_PREFIX
+        )
+        acknowledge(
+            self.operator,
+            _object_finding(bucket, f"{prefix}/audit/*"),
+            "Audit records are created at run time; audit --verify reads every version of them.",
         )
 
 

@@ -1,4 +1,8 @@
-"""Optional pieces: the cross-account restore role (security guide 1.2) and a CloudTrail trail (4.1)."""
+"""Optional piece: a CloudTrail trail (security guide 4.1).
+
+There is no cross-account restore role: it let any principal of the trusted account restore into every pool
+without an approval. Restore into another account by deploying the stack there (SECURITY.md, section 1.2).
+"""
 
 from __future__ import annotations
 
@@ -8,57 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.functions import pass_role_to_cognito, user_pool_arns
-from infra.permissions import COGNITO_ACCOUNT_WIDE, restore_cognito_actions, restore_passes_roles
 from infra.storage import scoped_key
-from infra.suppressions import (
-    ACCOUNT_ROLES_RESOURCE,
-    ACCOUNT_WIDE_COGNITO,
-    ANY_RESOURCE,
-    ROLE_HANDOVER,
-    USER_POOL_RESOURCE,
-    USER_POOLS,
-    acknowledge,
-)
-
-CROSS_ACCOUNT_ROLE_NAME = "cognito-backuper-cross-account-restore"
-
-
-def cross_account_restore_role(scope: Construct, *, trusted_account_id: str, external_id: str) -> iam.Role:
-    """Assumable from the trusted account with the agreed external id only; restore's Cognito needs only."""
-    role = iam.Role(
-        scope,
-        "CrossAccountRestoreRole",
-        role_name=CROSS_ACCOUNT_ROLE_NAME,
-        description="cognito-backuper: restore into this account's user pools from the trusted account",
-        assumed_by=iam.AccountPrincipal(trusted_account_id).with_conditions(
-            {"StringEquals": {"sts:ExternalId": external_id}}
-        ),
-        max_session_duration=Duration.hours(1),
-    )
-    actions = restore_cognito_actions()
-    scoped = [a for a in actions if a not in COGNITO_ACCOUNT_WIDE]
-    account_wide = [a for a in actions if a in COGNITO_ACCOUNT_WIDE]
-    if scoped:
-        acknowledge(role, USER_POOL_RESOURCE, USER_POOLS)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="RestoreOnUserPools",
-                actions=[f"cognito-idp:{a}" for a in scoped],
-                resources=[user_pool_arns()],
-            )
-        )
-    if account_wide:
-        acknowledge(role, ANY_RESOURCE, ACCOUNT_WIDE_COGNITO)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="RestoreAccountWide", actions=[f"cognito-idp:{a}" for a in account_wide], resources=["*"]
-            )
-        )
-    if restore_passes_roles():
-        acknowledge(role, ACCOUNT_ROLES_RESOURCE, ROLE_HANDOVER)
-        role.add_to_policy(pass_role_to_cognito())
-    return role
 
 
 class AuditTrail(Construct):

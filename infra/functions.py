@@ -15,7 +15,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra.bundling import ASSET_EXCLUDES
-from infra.permissions import TaskNeeds, needs_for
+from infra.permissions import AUDIT_WRITERS, TaskNeeds, needs_for
 from infra.suppressions import (
     ACCOUNT_ROLES_RESOURCE,
     ACCOUNT_WIDE_COGNITO,
@@ -30,6 +30,7 @@ from infra.suppressions import (
 from pipeline.cognito.throttle import FRACTION_ENV
 from pipeline.core import task_names
 from pipeline.restore.approval import TOPIC_ENV
+from pipeline.sealing.audit import LOCK_DAYS_ENV
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 PYTHON_VERSION = RUNTIME.name.removeprefix("python")
@@ -60,6 +61,8 @@ class Targets:
     key: kms.IKey
     topic: sns.ITopic
     topic_key: kms.IKey
+    # Object Lock days for each audit record (0: the bucket's default retention only).
+    audit_lock_days: int = 0
 
 
 def statements(needs: TaskNeeds, targets: Targets) -> list[iam.PolicyStatement]:
@@ -167,6 +170,20 @@ class TaskFunction(Construct):
         self.log_group.grant_write(self.role)
         for statement in statements(needs, targets):
             self.role.add_to_policy(statement)
+        locks_audit = task in AUDIT_WRITERS and targets.audit_lock_days > 0
+        if locks_audit:
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="LockAuditRecords",
+                    actions=["s3:PutObjectRetention"],
+                    resources=[targets.bucket.arn_for_objects(f"{targets.prefix}/audit/*")],
+                )
+            )
+            acknowledge(
+                self.role,
+                bucket_prefix_resource(targets.bucket, f"{targets.prefix}/audit"),
+                "Audit records are created at run time under <prefix>/audit/; each is locked as it is written.",
+            )
         if needs.kms:
             # The key policy names this role: the key trusts no one by default (see infra.storage.scoped_key).
             targets.key.add_to_resource_policy(
@@ -210,6 +227,8 @@ class TaskFunction(Construct):
                 **({FRACTION_ENV: f"{quota_fraction:.6f}"} if needs.cognito else {}),
                 # The name pipeline.restore.approval reads to notify approvers.
                 **({TOPIC_ENV: targets.topic.topic_arn} if needs.notify else {}),
+                # How long pipeline.sealing.audit locks each record it writes.
+                **({LOCK_DAYS_ENV: str(targets.audit_lock_days)} if locks_audit else {}),
             },
         )
         _acknowledge_wildcards(self.role, needs, targets)

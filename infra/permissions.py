@@ -49,7 +49,7 @@ class TaskNeeds:
     kms: frozenset[str] = frozenset()
     # sns:Publish on the notification topic (approval requests).
     notify: bool = False
-    # Acts on a restore target pool: its Cognito actions also go to the optional cross-account restore role.
+    # Acts on a restore target pool (only after RecordDecision confirmed an approval).
     restore: bool = False
     # Pages through a whole shard or backup: the 15-minute Lambda maximum and more memory.
     long_running: bool = False
@@ -143,7 +143,9 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
     "RequestApproval": _needs(
         (), ["GetObject", "ListBucket", "PutObject"], ["Decrypt", "GenerateDataKey"], notify=True
     ),
-    # Reads approvals/<id>/request.bin and decision.bin, writes audit records (and refusals).
+    # Reads approvals/<id>/request.bin and decision.bin and the audit chain's head; executes the approver's
+    # identity proof (an STS call signed by the approver: no permission of its own); writes the decision and
+    # audit records (and refusals).
     "RecordDecision": _needs((), ["GetObject", "ListBucket", "PutObject"], ["Decrypt", "GenerateDataKey"]),
     "RestorePoolConfig": _needs(
         [
@@ -210,8 +212,11 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         restore=True,
         long_running=True,
     ),
-    # Lists the id maps, writes the sealed report and the outcome's audit record.
-    "WriteRestoreReport": _needs((), ["ListBucket", "PutObject"], ["GenerateDataKey"]),
+    # Lists the id maps, writes the sealed report and the outcome's audit record (reading the chain's head:
+    # GetObject, and Decrypt for its SSE-KMS).
+    "WriteRestoreReport": _needs(
+        (), ["GetObject", "ListBucket", "PutObject"], ["Decrypt", "GenerateDataKey"]
+    ),
 }
 
 
@@ -224,10 +229,6 @@ def needs_for(task: str) -> TaskNeeds:
         ) from None
 
 
-def restore_passes_roles() -> bool:
-    return any(needs.pass_role for needs in TASK_NEEDS.values() if needs.restore)
-
-
-def restore_cognito_actions() -> list[str]:
-    """What the cross-account restore role may do on Cognito: the union of the restore tasks' needs."""
-    return sorted({a for needs in TASK_NEEDS.values() if needs.restore for a in needs.cognito})
+# The tasks that append to the audit chain (pipeline.sealing.audit.record): with Object Lock on, each locks its
+# records for the audit retention (s3:PutObjectRetention on <prefix>/audit/*, infra/functions.py).
+AUDIT_WRITERS = frozenset({"RequestApproval", "RecordDecision", "WriteRestoreReport"})

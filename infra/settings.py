@@ -20,9 +20,9 @@ class InfraConfigError(ValueError):
     """The CDK context or the state machine files cannot make a valid deployment."""
 
 
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
-# IAM's allowed characters for sts:ExternalId; short ids are guessable, so require at least 16.
-_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{16,1224}$")
+# The cross-account restore role is gone (it let the trusted account restore without approval): a deployment
+# that still asks for it stops at synth instead of silently losing it.
+REMOVED_CONTEXT = ("crossAccountTrustedAccountId", "crossAccountExternalId")
 _PREFIX = re.compile(r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$")
 _OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 
@@ -40,12 +40,14 @@ class Settings:
     noncurrent_expiration_days: int = 30
     access_log_retention_days: int = 365
     log_retention_days: int = 90
-    # 0 leaves Object Lock off (the default): a locked bucket cannot be emptied or deleted before its
-    # retention ends.
-    object_lock_days: int = 0
+    # Object Lock, on by default in governance mode: every object version is kept for this many days (a
+    # principal with s3:BypassGovernanceRetention can still shorten it; COMPLIANCE: nobody can). 0 turns it off.
+    object_lock_days: int = 30
     object_lock_mode: str = "GOVERNANCE"
-    cross_account_trusted_account_id: str | None = None
-    cross_account_external_id: str | None = None
+    # The audit trail's own lifecycle: records expire after this many days (0: never), not with the backups.
+    audit_retention_days: int = 2557
+    # With Object Lock on, each audit record is locked (governance) this long: its own retention, not the bucket's.
+    audit_lock_days: int = 365
     enable_trail: bool = False
     # The operator and approver roles (infra.access); off for accounts that manage people's access elsewhere.
     access_roles: bool = True
@@ -58,10 +60,6 @@ class Settings:
     @property
     def all_pools(self) -> bool:
         return not self.backup_pool_ids
-
-    @property
-    def cross_account_enabled(self) -> bool:
-        return self.cross_account_trusted_account_id is not None
 
 
 def _as_bool(key: str, value: Any) -> bool:
@@ -116,8 +114,8 @@ def settings_from_context(get: Callable[[str], Any]) -> Settings:
         "logRetentionDays": ("log_retention_days", _as_int),
         "objectLockDays": ("object_lock_days", _as_int),
         "objectLockMode": ("object_lock_mode", _as_str),
-        "crossAccountTrustedAccountId": ("cross_account_trusted_account_id", _as_str),
-        "crossAccountExternalId": ("cross_account_external_id", _as_str),
+        "auditRetentionDays": ("audit_retention_days", _as_int),
+        "auditLockDays": ("audit_lock_days", _as_int),
         "enableTrail": ("enable_trail", _as_bool),
         "accessRoles": ("access_roles", _as_bool),
         "notificationEmail": ("notification_email", _as_str),
@@ -125,6 +123,12 @@ def settings_from_context(get: Callable[[str], Any]) -> Settings:
         "drillSampleSize": ("drill_sample_size", _as_int),
         "drillEnabled": ("drill_enabled", _as_bool),
     }
+    for removed in REMOVED_CONTEXT:
+        if get(removed) not in (None, ""):
+            raise InfraConfigError(
+                f"context {removed} is no longer supported: the cross-account restore role was removed "
+                "(it bypassed approval; SECURITY.md section 1.2)"
+            )
     for key, (field, read) in readers.items():
         raw = get(key)
         if raw is not None and raw != "":
@@ -145,16 +149,9 @@ def validate(s: Settings) -> None:
         raise InfraConfigError(f"context objectLockMode must be one of {', '.join(_OBJECT_LOCK_MODES)}")
     if s.object_lock_days and s.retention_days and s.retention_days < s.object_lock_days:
         raise InfraConfigError("context retentionDays must not be shorter than objectLockDays")
-    trusted, external = s.cross_account_trusted_account_id, s.cross_account_external_id
-    if (trusted is None) != (external is None):
-        raise InfraConfigError(
-            "crossAccountTrustedAccountId and crossAccountExternalId must be given together"
-        )
     if not 1 <= s.drill_sample_size <= 100_000:
         raise InfraConfigError("context drillSampleSize must be 1 to 100000 users")
-    if trusted is not None and not _ACCOUNT_ID.match(trusted):
-        raise InfraConfigError("context crossAccountTrustedAccountId must be a 12-digit AWS account id")
-    if external is not None and not _EXTERNAL_ID.match(external):
-        raise InfraConfigError(
-            "context crossAccountExternalId must be 16-1224 characters from [A-Za-z0-9+=,.@:/_-]"
-        )
+    if s.object_lock_days and s.audit_retention_days and s.audit_retention_days < s.object_lock_days:
+        raise InfraConfigError("context auditRetentionDays must not be shorter than objectLockDays")
+    if s.audit_retention_days and s.audit_lock_days > s.audit_retention_days:
+        raise InfraConfigError("context auditLockDays must not be longer than auditRetentionDays")

@@ -12,7 +12,7 @@ from constructs import Construct
 
 from infra.access import AccessRoles
 from infra.asl import PROJECT_ROOT, MachineSpec, all_tasks, concurrent_cognito_tasks, discover
-from infra.audit import AuditTrail, cross_account_restore_role
+from infra.audit import AuditTrail
 from infra.bundling import PipLocalBundling
 from infra.drill import DRILL_MACHINE, DrillTaskFunction, WeeklyDrillSchedule, is_drill_task
 from infra.functions import PYTHON_VERSION, Targets, TaskFunction, function_code
@@ -65,6 +65,7 @@ class CognitoBackuperStack(Stack):
             key=self.storage.key,
             topic=self.notifications.topic,
             topic_key=self.notifications.key,
+            audit_lock_days=settings.audit_lock_days if settings.object_lock_days else 0,
         )
 
         code = function_code(project_root, PipLocalBundling(project_root, PYTHON_VERSION))
@@ -119,13 +120,6 @@ class CognitoBackuperStack(Stack):
         self.alerts = Alerts(self, "Alerts", topic=self.notifications.topic, machines=state_machines)
         dashboard(self, "Dashboard", machines=state_machines, functions=list(fns.values()))
 
-        self.cross_account_role = None
-        if settings.cross_account_trusted_account_id and settings.cross_account_external_id:
-            self.cross_account_role = cross_account_restore_role(
-                self,
-                trusted_account_id=settings.cross_account_trusted_account_id,
-                external_id=settings.cross_account_external_id,
-            )
         self.access = None
         if settings.access_roles:
             self.access = AccessRoles(
@@ -155,5 +149,3 @@ class CognitoBackuperStack(Stack):
         if self.access is not None:
             CfnOutput(self, "OperatorRoleArn", value=self.access.operator.role_arn)
             CfnOutput(self, "ApproverRoleArn", value=self.access.approver.role_arn)
-        if self.cross_account_role is not None:
-            CfnOutput(self, "CrossAccountRestoreRoleArn", value=self.cross_account_role.role_arn)

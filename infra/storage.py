@@ -12,7 +12,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.settings import Settings
-from pipeline.sealing.bucket_policy import enforce_encryption_statement
+from pipeline.sealing.bucket_policy import append_only_statements, enforce_encryption_statement
 
 # Key administration without kms:* and without data-plane use: the account can manage, rotate, re-scope and
 # schedule deletion of the key, but only the roles named in the key policy can encrypt or decrypt with it.
@@ -91,6 +91,8 @@ class BackupStorage(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
         lock_days = settings.object_lock_days
+        # Object Lock can only be turned on when a bucket is created; on by default (governance), so every
+        # version of every object, audit records included, outlives a deletion for its retention.
         self.bucket = s3.Bucket(
             self,
             "BackupBucket",
@@ -114,6 +116,10 @@ class BackupStorage(Construct):
                 enforce_encryption_statement(self.bucket.bucket_name, partition=Aws.PARTITION)
             )
         )
+        for statement in append_only_statements(
+            self.bucket.bucket_name, settings.backup_prefix, partition=Aws.PARTITION
+        ):
+            self.bucket.add_to_resource_policy(iam.PolicyStatement.from_json(statement))
 
 
 def _retention(settings: Settings) -> s3.ObjectLockRetention:
@@ -124,7 +130,13 @@ def _retention(settings: Settings) -> s3.ObjectLockRetention:
 
 
 def backup_lifecycle(settings: Settings) -> list[s3.LifecycleRule]:
-    """Backups age into Glacier Instant Retrieval (restores stay fast), expire, and old versions go too."""
+    """Backups age into Glacier Instant Retrieval (restores stay fast), expire, and old versions go too.
+
+    S3 lifecycle filters select by prefix and cannot exclude one, so each rule names what it covers: the
+    backups (``<prefix>/<Region>_``: pool ids start with the stack's Region), the pipeline's working objects
+    (runs, restores, approvals), and the audit trail, whose rule has its own, longer expiry
+    (``auditRetentionDays``; 0 keeps records for ever).
+    """
     transitions = []
     if settings.glacier_transition_days:
         transitions.append(
@@ -133,16 +145,40 @@ def backup_lifecycle(settings: Settings) -> list[s3.LifecycleRule]:
                 transition_after=Duration.days(settings.glacier_transition_days),
             )
         )
-    return [
+    noncurrent = (
+        Duration.days(settings.noncurrent_expiration_days) if settings.noncurrent_expiration_days else None
+    )
+    expiry = Duration.days(settings.retention_days) if settings.retention_days else None
+    prefix = settings.backup_prefix
+    rules = [
         s3.LifecycleRule(
             id="BackupRetention",
+            prefix=f"{prefix}/{Aws.REGION}_",
             transitions=transitions or None,
-            expiration=Duration.days(settings.retention_days) if settings.retention_days else None,
-            noncurrent_version_expiration=(
-                Duration.days(settings.noncurrent_expiration_days)
-                if settings.noncurrent_expiration_days
-                else None
-            ),
+            expiration=expiry,
+            noncurrent_version_expiration=noncurrent,
             abort_incomplete_multipart_upload_after=Duration.days(7),
         )
     ]
+    for name in ("runs", "restores", "approvals"):
+        rules.append(
+            s3.LifecycleRule(
+                id=f"{name.title()}Retention",
+                prefix=f"{prefix}/{name}/",
+                expiration=expiry,
+                noncurrent_version_expiration=noncurrent,
+                abort_incomplete_multipart_upload_after=Duration.days(7),
+            )
+        )
+    audit_days = settings.audit_retention_days
+    rules.append(
+        s3.LifecycleRule(
+            id="AuditRetention",
+            prefix=f"{prefix}/audit/",
+            expiration=Duration.days(audit_days) if audit_days else None,
+            # A record is written once: an older version exists only after an overwrite, kept as evidence as
+            # long as the record itself.
+            noncurrent_version_expiration=Duration.days(audit_days) if audit_days else None,
+        )
+    )
+    return rules

@@ -1,4 +1,4 @@
-"""RecordDecision: confirms an approval against its sealed record, or audits a rejection or expiry."""
+"""RecordDecision: proves who approved or rejected, seals the decision and audits it, or audits an expiry."""
 
 from typing import Any
 
@@ -9,5 +9,5 @@ from pipeline.restore import steps as restore
 
 def handler(event: dict[str, Any], context: LambdaContext | None = None) -> dict[str, Any]:
     return restore.record_decision(
-        default_clients(), event["request"], event["decision"], event.get("approval")
+        default_clients(), event["request"], event["decision"], event.get("approval"), event.get("error")
     )

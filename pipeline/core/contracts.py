@@ -209,9 +209,11 @@ class RestoreRequestEvent(TypedDict):
     targetPoolId: str | None
     newPoolName: str | None
     selectionKey: str | None
-    requestedBy: str
+    # A signed STS GetCallerIdentity for ``restore:<executionName>`` (pipeline.core.identity_proof).
+    requesterProof: dict[str, Any] | None
     approvalTimeoutSeconds: int
     executionArn: str
+    executionName: str
     settings: Storage
     execution: NotRequired[dict[str, Any]]  # the execution input, for the optional distributedShardThreshold
 

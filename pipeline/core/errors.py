@@ -101,3 +101,8 @@ class ApprovalAlreadyDecided(InvalidRequest):
 
 class ApprovalExpired(PipelineError):
     """The request expired, or its task token is no longer valid (the execution timed out or ended)."""
+
+
+class IdentityNotProven(PipelineError):
+    """A requester's or approver's identity proof (a signed STS request) is missing, stale, for another purpose
+    or endpoint, or refused by STS: the pipeline never takes a person's word for who they are."""

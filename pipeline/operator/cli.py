@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -326,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the pipeline's own steps on stderr")
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="the AWS profile to act as (sets AWS_PROFILE): one profile per person",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -426,6 +432,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(getattr(args, "verbose", False))
+    if getattr(args, "profile", None):
+        # Who acts is the profile's identity: explicit environment keys would silently win over it.
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            os.environ.pop(name, None)
+        os.environ["AWS_PROFILE"] = args.profile
     func: Command = args.func
     try:
         with sdk_errors():

@@ -93,6 +93,13 @@ def add_output_flags(p: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help="log the pipeline's own steps on stderr",
     )
+    p.add_argument(
+        "--profile",
+        default=argparse.SUPPRESS,
+        metavar="NAME",
+        help="the AWS profile to act as (sets AWS_PROFILE): one profile per person, e.g. the operator's and the "
+        "approver's",
+    )
 
 
 def add_engine_flag(p: argparse.ArgumentParser) -> None:

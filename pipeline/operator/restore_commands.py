@@ -11,8 +11,8 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
-from pipeline.core import errors
-from pipeline.core.aws import Clients, caller_arn, error_code, sdk_errors
+from pipeline.core import errors, identity_proof
+from pipeline.core.aws import Clients, caller_arn, error_code, sdk_errors, standard_session
 from pipeline.core.contracts import Storage
 from pipeline.core.layout import check_pool_id
 from pipeline.operator.cli_common import (
@@ -100,7 +100,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
         plan["users"] = camel_keys(plan["users"])
         _emit_plan(args, plan)
         return 0
-    requester = caller_arn(clients)
+    # Who asks is proven to the pipeline by a signed STS request bound to this execution's name.
+    execution_name = str(uuid.uuid4())
+    proof = identity_proof.make_proof(
+        standard_session(), clients, identity_proof.purpose("restore", execution_name)
+    )
     selection_key = None
     if users or groups:
         selection_key = restore.selection_key(settings, uuid.uuid4().hex)
@@ -116,14 +120,15 @@ def cmd_restore(args: argparse.Namespace) -> int:
         "targetPoolId": args.target_pool,
         "newPoolName": args.new_pool,
         "selectionKey": selection_key,
-        "requestedBy": requester,
+        "requesterProof": proof,
         "approvalTimeoutSeconds": args.approval_timeout,
     }
 
     def announce(request_id: str) -> None:
         err(
-            f"approval request {request_id}: waiting for another principal to run\n"
+            f"approval request {request_id}: waiting for another person to run\n"
             f"  cognito-backuper approve {request_id} --bucket {settings['bucket']} --prefix {settings['prefix']}"
+            " --profile <approver>"
         )
 
     tracker = RestoreProgress(on_request=announce)
@@ -141,6 +146,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
                 on_event=printer,
                 on_poll=printer.tick,
                 timeout_s=args.approval_timeout + args.timeout,
+                execution_name=execution_name,
             )
     except KeyboardInterrupt:
         _record_interrupted(clients, settings, tracker.request_id, on_aws=isinstance(engine, AwsEngine))
@@ -249,15 +255,21 @@ def _decide(args: argparse.Namespace, approve: bool) -> int:
     clients = preflight()
     sink = _sink(clients, args.bucket, args.prefix)
     request, _ = approval.load(sink, args.request_id)
-    approver = caller_arn(clients)  # authenticated by STS, never typed in
+    decider = caller_arn(clients)
+    # The pipeline checks this proof itself (RecordDecision); the CLI writes nothing.
+    proof = identity_proof.make_proof(
+        standard_session(),
+        clients,
+        identity_proof.purpose("approve" if approve else "reject", args.request_id),
+    )
     sfn = _engine_of(request, clients.region)
     decision = approval.decide(
-        sink, sfn, args.request_id, approve=approve, reason=args.reason, approver_arn=approver
+        sink, sfn, args.request_id, approve=approve, reason=args.reason, decider_arn=decider, proof=proof
     )
-    verb = (
-        "approved" if approve else "withdrawn by its requester" if decision.get("withdrawn") else "rejected"
-    )
-    emit(args, decision, f"{args.request_id} {verb} ({approver})")
+    verb = "approved" if approve else "withdrawn by its requester" if decision["withdrawn"] else "rejected"
+    decision["decidedBy"] = decider
+    decision["approvedBy" if approve else "rejectedBy"] = decider
+    emit(args, decision, f"{args.request_id} {verb} ({decider}); the pipeline records the decision")
     return 0
 
 
@@ -304,6 +316,28 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         "\n".join(rows) or "no pending approval requests",
     )
     return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from pipeline.operator.runs import EXIT_INTEGRITY
+    from pipeline.sealing.audit_verify import verify_chain
+
+    if not args.verify:
+        raise errors.InvalidRequest("audit needs --verify (the only action: check the audit chain)")
+    clients = preflight()
+    settings: Storage = {"bucket": args.bucket, "kmsKeyArn": "", "prefix": args.prefix}
+    sink = restore.audit_sink(clients, settings)
+    report = verify_chain(sink)
+    payload = {
+        "intact": report.intact,
+        "records": report.records,
+        "findings": [f.to_dict() for f in report.findings],
+    }
+    lines = [f"{f.kind}: {f.message}" for f in report.findings]
+    head = f"audit chain s3://{args.bucket}/{audit.chain_root(sink)}: {report.records} records, "
+    lines.insert(0, head + ("intact" if report.intact else f"{len(report.findings)} problem(s)"))
+    emit(args, payload, "\n".join(lines))
+    return 0 if report.intact else EXIT_INTEGRITY
 
 
 def _report_summary(document: dict[str, Any]) -> dict[str, Any]:
@@ -388,8 +422,8 @@ def register(sub: Any) -> None:
         (
             "approve",
             cmd_approve,
-            "approve a pending restore request (as a principal other than the requester)",
-            " You cannot approve your own request.",
+            "approve a pending restore request (as a person other than the requester)",
+            " You cannot approve your own request, under any role or session name.",
         ),
         (
             "reject",
@@ -401,8 +435,9 @@ def register(sub: Any) -> None:
         p = sub.add_parser(
             name,
             help=summary,
-            description="Your identity is taken from AWS STS (GetCallerIdentity), never from an argument; "
-            "it is recorded in the sealed decision and the audit trail." + extra,
+            description="Your identity is proven to the pipeline by a signed STS GetCallerIdentity request made "
+            "with your own credentials (use --profile or AWS_PROFILE per person), never taken from an argument; the "
+            "pipeline checks it, then records the decision and the audit record." + extra,
         )
         p.add_argument("request_id", metavar="REQUEST_ID", help="the request id printed by restore (rr-...)")
         add_bucket_flags(p, "the backup bucket holding the request")
@@ -427,6 +462,18 @@ def register(sub: Any) -> None:
     add_bucket_flags(p, "the backup bucket holding the requests")
     add_output_flags(p)
     p.set_defaults(func=cmd_approvals)
+
+    p = sub.add_parser(
+        "audit",
+        help="check the audit trail's hash chain",
+        description="Reads every version of every audit record and reports, one line each, a gap (deleted "
+        "record), a reorder or replaced record (broken chain), an overwrite (more than one version), a forged or "
+        "back-dated record. Exit 0 when the chain is intact, 4 when it is not.",
+    )
+    p.add_argument("--verify", action="store_true", help="check the chain (required)")
+    add_bucket_flags(p, "the backup bucket holding the audit trail")
+    add_output_flags(p)
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser(
         "diff",

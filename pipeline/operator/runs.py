@@ -122,9 +122,10 @@ def _run(
     on_event: EventSink | None,
     timeout_s: float,
     on_poll: Callable[[], None] | None = None,
+    execution_name: str | None = None,
 ) -> Outcome:
     started = time.monotonic()
-    execution = engine.start(arn, payload)
+    execution = engine.start(arn, payload, name=execution_name)
     result = engine.follow(execution, on_event=on_event, on_poll=on_poll, timeout_s=timeout_s)
     outcome = Outcome(
         status=result.status,
@@ -146,12 +147,16 @@ def run_restore(
     on_event: EventSink | None = None,
     on_poll: Callable[[], None] | None = None,
     timeout_s: float,
+    execution_name: str | None = None,
 ) -> Outcome:
-    """The restore state machine, whose PreRestoreSnapshot starts the backup state machine deployed beside it."""
+    """The restore state machine, whose PreRestoreSnapshot starts the backup state machine deployed beside it.
+
+    ``execution_name`` is the name the requester's identity proof was made for (``restore:<name>``).
+    """
     substitutions = _storage_substitutions(storage)
     backup_arn = engine.deploy("backup", substitutions)
     arn = engine.deploy("restore", {**substitutions, "BackupStateMachineArn": backup_arn})
-    return _run(engine, arn, payload, on_event, timeout_s, on_poll)
+    return _run(engine, arn, payload, on_event, timeout_s, on_poll, execution_name)
 
 
 def run_backup(

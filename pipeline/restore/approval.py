@@ -1,21 +1,30 @@
-"""Restore approvals: a Step Functions task token, held sealed in S3 until another principal decides.
+"""Restore approvals: a Step Functions task token, sealed in S3, and people proven by STS, not by their word.
 
 The RequestApproval state (``lambda:invoke.waitForTaskToken``) calls :func:`open_request`, which seals the request
 and its task token into ``approvals/<request id>/request.bin``. The token is a capability (whoever holds it can
 resume the execution), so it is never readable without the backup KMS key, never logged, never notified.
-``cognito-backuper approve|reject`` calls :func:`decide` with the ARN from the caller's own STS GetCallerIdentity;
-the decision is sealed into ``approvals/<request id>/decision.bin`` with ``IfNoneMatch="*"`` (the first decision
-wins, exactly once) and only then sent to Step Functions. After the token returns, the RecordDecision state calls
-:func:`confirm_approval`, which trusts the sealed decision, not the token's output: a bare SendTaskSuccess from
-someone who bypassed :func:`decide` fails there.
 
-Who counts as the same principal (the requester may not approve; see :func:`same_principal`): ARNs are compared
-by partition, account, kind and name, case-insensitively (IAM names are unique regardless of case). An IAM user
-is its user name (the path is ignored); an assumed role is ROLE + SESSION NAME, so two sessions of one role with
-different session names are different principals. That is what identifies people behind shared roles (IAM
-Identity Center names the session after the user); trust policies of roles that may request or approve should
-pin the session name (``sts:RoleSessionName`` = ``${aws:username}``) or require ``sts:SourceIdentity`` so nobody
-can pick a new session name to approve their own request. The requester may reject (cancel) their own request.
+Who asked: ValidateRequest executes the requester's identity proof (pipeline.core.identity_proof, a signed STS
+GetCallerIdentity for ``restore:<execution name>``); ``requestedBy`` is what STS answered, never a field of the
+input. Who decided: ``cognito-backuper approve|reject`` (:func:`decide`) sends the task token back with a fresh
+proof for ``approve:<request id>`` or ``reject:<request id>`` in its output (or, for a rejection, its cause), and
+writes nothing. RecordDecision (:func:`record_decision`, the pipeline's own task role) executes that proof, refuses
+a requester approving their own request, and only then seals ``approvals/<request id>/decision.bin`` (written once)
+and the audit record. The approver role can send task tokens and read requests; it cannot write a decision or an
+audit record, and a bare SendTaskSuccess without a valid proof fails the restore with an ``approval.refused``
+record. A decision is recorded only once Step Functions delivered it, so an interrupted request (its execution
+stopped or gone) never gets one.
+
+Who counts as the same person (the requester may not approve; see :func:`principal_id`): the person behind an
+ARN is its account plus its IAM user name, or, for an assumed role, its session name; the role is ignored. So
+``assumed-role/operator/alice``, ``assumed-role/approver/alice`` and ``user/alice`` are one person, and the
+requester cannot approve under another role. This is sound because the stack's operator and approver roles pin
+the session name to the caller's own IAM user name in their trust policies (``sts:RoleSessionName`` =
+``${aws:username}``, infra/access.py): ``alice`` cannot take the session name ``alice-2``, so
+``operator/alice-2`` is a different person (the IAM user alice-2). Names compare case-insensitively (IAM names
+are unique regardless of case). A role whose trust policy does not pin session names lets its holders pick any
+name: do not let such roles request or approve (SECURITY.md, section 6). The requester may reject (withdraw) their
+own request.
 
 Every request, approval, rejection, refusal, expiry and outcome is an audit record (pipeline.sealing.audit).
 """
@@ -28,19 +37,21 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 import botocore.exceptions
 
+from pipeline.core import identity_proof
 from pipeline.core.aws import SDK_CONFIG, caller_arn, error_code, sdk_errors
 from pipeline.core.errors import (
     ApprovalAlreadyDecided,
     ApprovalExpired,
     ApprovalNotFound,
     AuditRecordExists,
+    IdentityNotProven,
     IntegrityError,
     InvalidRequest,
     SelfApprovalRefused,
@@ -174,12 +185,15 @@ def open_request(sink: AuditSink, request: ApprovalRequest, task_token: str) -> 
         },
     )
     document = {"request": descriptor, "taskToken": task_token}
+    # Conditional writes only (the bucket policy refuses others): a new request is created once; a re-issued
+    # token replaces exactly the version read above (If-Match), never a concurrent one.
     put_document(
         sink,
         request_key(sink, request_id),
         document,
         approval_context(request_id, REQUEST_NAME),
-        create_only=False,
+        create_only=previous is None,
+        if_match=None if previous is None else _etag(sink, request_key(sink, request_id)),
     )
     _notify(sink, request)
 
@@ -236,51 +250,118 @@ def decide(
     *,
     approve: bool,
     reason: str | None,
-    approver_arn: str,
+    decider_arn: str,
+    proof: Mapping[str, Any],
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """Record the first decision on a request and hand it to the waiting execution.
+    """Hand a decision and its identity proof to the waiting execution; record nothing (RecordDecision does).
 
-    ``approver_arn`` must come from the caller's STS GetCallerIdentity, never from what someone typed. The
-    decision is sealed before it is sent, so RecordDecision can always check it. If sending failed after the
-    decision was stored, the same approver repeating the same decision re-sends it.
+    ``decider_arn`` (the caller's own STS identity) only serves the early, friendly refusals below; the pipeline
+    trusts the proof alone. Nothing is sent to a request that already has a decision, has expired or whose
+    execution no longer waits (an interrupted restore).
     """
     check_request_id(request_id)
-    if not approver_arn:
-        raise InvalidRequest("the approver's identity is required")
     if reason is not None and len(reason) > MAX_REASON_CHARS:
         raise InvalidRequest(f"a reason is at most {MAX_REASON_CHARS} characters")
     request, token = load(sink, request_id)
-    # The requester may say no to its own request: that is a withdrawal, recorded as one, not a rejection.
-    withdrawn = not approve and same_principal(approver_arn, request.requested_by)
-    verdict = "approved" if approve else "withdrawn" if withdrawn else "rejected"
-    if approve and same_principal(approver_arn, request.requested_by):
-        _refuse(sink, request_id, approver_arn, "self-approval")
-        raise SelfApprovalRefused(f"the requester of {request_id} cannot approve it; another principal must")
-
-    existing = _stored_decision(sink, request_id)
-    if existing is not None:
-        return _redeliver(sink, sfn, request_id, token, existing, approver_arn, verdict)
-    now = now or dt.datetime.now(dt.UTC)
-    if request.expired(now):
+    withdrawn = not approve and same_principal(decider_arn, request.requested_by)
+    if approve and same_principal(decider_arn, request.requested_by):
+        raise SelfApprovalRefused(
+            f"the requester of {request_id} cannot approve it, under any role or session: another person must"
+        )
+    verdict = stored_verdict(sink, request_id)
+    if verdict is not None:
+        raise ApprovalAlreadyDecided(f"approval request {request_id} was already {verdict}")
+    if request.expired(now or dt.datetime.now(dt.UTC)):
         raise ApprovalExpired(f"approval request {request_id} expired at {request.expires_at}")
-    # Nothing is recorded for a decision that cannot be delivered: an unreachable engine raises here (exit 3),
-    # an execution that was stopped or failed refuses it.
+    # An unreachable engine raises here (exit 3); an execution that was stopped or failed refuses the decision.
     status = execution_status(sfn, request)
     if status != "RUNNING":
         raise ApprovalExpired(
             f"the restore waiting on {request_id} is no longer running ({status}); no decision was recorded"
         )
+    message = {"requestId": request_id, "approved": approve, "reason": reason, "proof": dict(proof)}
+    with sdk_errors():
+        try:
+            if approve:
+                sfn.send_task_success(taskToken=token, output=json.dumps(message))
+            else:
+                sfn.send_task_failure(taskToken=token, error=REJECTED_ERROR, cause=json.dumps(message))
+        except botocore.exceptions.ClientError as exc:
+            code = error_code(exc)
+            if code in _DEAD_TOKEN_CODES:
+                raise ApprovalExpired(
+                    f"the execution waiting on {request_id} no longer accepts a decision ({code})"
+                ) from exc
+            raise
+    out: dict[str, Any] = {"requestId": request_id, "approved": approve, "reason": reason}
+    out["decision"] = "approved" if approve else "withdrawn" if withdrawn else "rejected"
+    out["withdrawn"] = withdrawn
+    return out
 
+
+def record_decision(
+    sink: AuditSink,
+    request_id: str,
+    *,
+    approved: bool,
+    message: Mapping[str, Any] | None,
+    verify: Callable[[Any, str], str],
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """RecordDecision: prove who decided, refuse self-approval, then seal the decision and audit it.
+
+    ``message`` is the token's output (an approval) or the parsed cause (a rejection); ``verify(proof,
+    purpose)`` executes an identity proof and returns the ARN STS names (pipeline.core.identity_proof). A retried
+    task finds its own sealed decision and returns it.
+    """
+    request, token = load(sink, request_id)
+    own = caller_arn(sink.clients)
+    existing = _stored_decision(sink, request_id)
+    if existing is not None:
+        # Only a retry of this very task may find a decision already sealed: one planted by anyone else (or
+        # contradicting what Step Functions delivered) is refused.
+        if existing.get("approved") is not approved or not same_principal(
+            str(existing.get("recordedBy")), own
+        ):
+            _refuse(sink, request_id, own, "decision-not-recorded-by-the-pipeline")
+            raise TamperedError(f"the decision stored for {request_id} was not recorded by the pipeline")
+        return _decision_result(existing)
+    message = message or {}
+    kind = "approve" if approved else "reject"
+    try:
+        if message.get("requestId", request_id) != request_id:
+            raise IdentityNotProven(f"the decision received was made for another request, not {request_id}")
+        decided_by = verify(message.get("proof"), identity_proof.purpose(kind, request_id))
+    except IdentityNotProven:
+        _refuse(sink, request_id, own, "identity-not-proven", decision=kind)
+        if approved:
+            raise
+        # A token holder can always fail the execution; what it cannot do is name someone else for it.
+        decided_by = ""
+    if approved and same_principal(decided_by, request.requested_by):
+        _refuse(sink, request_id, own, "self-approval", claimedApprover=decided_by)
+        raise SelfApprovalRefused(
+            f"the requester of {request_id} cannot approve it, under any role or session"
+        )
+    verdict = (
+        "approved"
+        if approved
+        else "withdrawn"
+        if decided_by and same_principal(decided_by, request.requested_by)
+        else "rejected"
+    )
+    reason = message.get("reason")
     decision = {
         "requestId": request_id,
         "decision": verdict,
-        "approved": approve,
-        "decidedBy": approver_arn,
-        "decidedAt": iso(now),
-        "reason": reason,
+        "approved": approved,
+        "decidedBy": decided_by or None,
+        "decidedAt": iso(now or dt.datetime.now(dt.UTC)),
+        "reason": str(reason)[:MAX_REASON_CHARS] if reason is not None else None,
         "requestedBy": request.requested_by,
         "tokenSha256": hashlib.sha256(token.encode("utf-8")).hexdigest(),
+        "recordedBy": own,
     }
     try:
         put_document(
@@ -290,60 +371,33 @@ def decide(
             approval_context(request_id, DECISION_NAME),
             create_only=True,
         )
-    except AuditRecordExists as exc:  # a concurrent decision won the race
-        raise ApprovalAlreadyDecided(f"approval request {request_id} was already decided") from exc
+    except AuditRecordExists:  # a concurrent retry of this very task won: report what it sealed
+        stored = _stored_decision(sink, request_id)
+        assert stored is not None
+        return _decision_result(stored)
     audit.record(
         sink,
         f"restore.{verdict}",
         request_id,
-        actor=approver_arn,
-        details={"requestId": request_id, "reason": reason, "executionArn": request.execution_arn},
+        actor=decided_by or own,
+        details={
+            "requestId": request_id,
+            "reason": decision["reason"],
+            "executionArn": request.execution_arn,
+            "authenticated": bool(decided_by),
+        },
     )
-    try:
-        _send(sfn, token, decision)
-    except _DeadToken as exc:
-        audit.record(
-            sink,
-            "restore.expired",
-            request_id,
-            actor=approver_arn,
-            details={"requestId": request_id, "decision": verdict, "cause": exc.code},
-        )
-        raise ApprovalExpired(
-            f"the execution waiting on {request_id} no longer accepts a decision ({exc.code})"
-        ) from exc
-    return _public(decision)
+    return _decision_result(decision)
 
 
-def confirm_approval(sink: AuditSink, request_id: str, approval_output: Mapping[str, Any]) -> dict[str, Any]:
-    """Check that the token's output matches the sealed decision; the decision, not the output, is trusted."""
-    request, _ = load(sink, request_id)
-    decision = _stored_decision(sink, request_id)
-    # Whoever sent the output is unknown here: the refusal's actor is this task's own identity, the claim a detail.
-    claimed = str(approval_output.get("approvedBy") or "")
-    if decision is None:
-        _refuse(sink, request_id, caller_arn(sink.clients), "no-recorded-decision", claimedApprover=claimed)
-        raise TamperedError(f"approval of {request_id} has no recorded decision: it did not come from decide")
-    decided_by = str(decision.get("decidedBy") or "")
-    if (
-        decision.get("approved") is not True
-        or decision.get("requestId") != request_id
-        or approval_output.get("approved") is not True
-        or approval_output.get("approvedBy") != decided_by
-        or approval_output.get("requestId", request_id) != request_id
-    ):
-        _refuse(
-            sink,
-            request_id,
-            caller_arn(sink.clients),
-            "output-does-not-match-decision",
-            claimedApprover=claimed,
-        )
-        raise TamperedError(f"the approval received for {request_id} does not match its recorded decision")
-    if same_principal(decided_by, request.requested_by):
-        _refuse(sink, request_id, caller_arn(sink.clients), "self-approval", claimedApprover=decided_by)
-        raise SelfApprovalRefused(f"the requester of {request_id} cannot approve it")
-    return {"approvedBy": decided_by, "approvedAt": decision["decidedAt"], "requestId": request_id}
+def _decision_result(decision: Mapping[str, Any]) -> dict[str, Any]:
+    if decision.get("approved"):
+        return {
+            "approvedBy": decision["decidedBy"],
+            "approvedAt": decision["decidedAt"],
+            "requestId": decision["requestId"],
+        }
+    return {"decision": decision["decision"], "decidedBy": decision.get("decidedBy")}
 
 
 def record_outcome(
@@ -368,83 +422,23 @@ def record_outcome(
 
 
 def principal_id(arn: str) -> str:
-    """The identity an ARN stands for, in a form where equal means same principal (see the module docstring)."""
+    """The person an ARN stands for, in a form where equal means same person (see the module docstring)."""
     match = _ARN.match(arn.strip())
     if match is None:
         return arn.strip().casefold()
     kind, _, rest = match["resource"].partition("/")
     if kind == "assumed-role":
-        role, _, session = rest.partition("/")
-        name = f"{role}/{session}"
-    elif kind in {"user", "federated-user", "role"}:
+        name = rest.partition("/")[2]  # the session name: pinned to the IAM user name by the trust policy
+    elif kind in {"user", "federated-user"}:
         name = rest.rpartition("/")[2]  # paths do not change who it is
     else:
-        name = rest
-    return f"{match['partition']}:{match['account']}:{kind}:{name}".casefold()
+        return f"{match['partition']}:{match['account']}:{kind}:{rest}".casefold()
+    return f"{match['partition']}:{match['account']}:person:{name}".casefold()
 
 
 def same_principal(a: str, b: str) -> bool:
-    return principal_id(a) == principal_id(b)
-
-
-class _DeadToken(Exception):
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-def _send(sfn: SFNClient, token: str, decision: Mapping[str, Any]) -> None:
-    with sdk_errors():
-        try:
-            if decision["approved"]:
-                sfn.send_task_success(taskToken=token, output=json.dumps(_public(decision)))
-            else:
-                sfn.send_task_failure(
-                    taskToken=token,
-                    error=REJECTED_ERROR,
-                    cause=decision.get("reason")
-                    or (WITHDRAWN_CAUSE if decision.get("decision") == "withdrawn" else DEFAULT_REJECT_CAUSE),
-                )
-        except botocore.exceptions.ClientError as exc:
-            code = error_code(exc)
-            if code in _DEAD_TOKEN_CODES:
-                raise _DeadToken(code) from exc
-            raise
-
-
-def _redeliver(
-    sink: AuditSink,
-    sfn: SFNClient,
-    request_id: str,
-    token: str,
-    existing: Mapping[str, Any],
-    approver_arn: str,
-    verdict: str,
-) -> dict[str, Any]:
-    if existing.get("decision") != verdict or not same_principal(
-        str(existing.get("decidedBy")), approver_arn
-    ):
-        raise ApprovalAlreadyDecided(f"approval request {request_id} was already {existing.get('decision')}")
-    try:
-        _send(sfn, token, existing)
-    except _DeadToken as exc:  # it was delivered before (or the execution is gone): nothing left to do
-        raise ApprovalAlreadyDecided(f"approval request {request_id} was already {verdict}") from exc
-    return _public(existing)
-
-
-def _public(decision: Mapping[str, Any]) -> dict[str, Any]:
-    """What the execution receives as the task output and the CLI prints: no token, no token hash."""
-    out: dict[str, Any] = {
-        "approved": bool(decision["approved"]),
-        "requestId": decision["requestId"],
-        "reason": decision.get("reason"),
-    }
-    if decision["approved"]:
-        out |= {"approvedBy": decision["decidedBy"], "approvedAt": decision["decidedAt"]}
-    else:
-        out |= {"rejectedBy": decision["decidedBy"], "rejectedAt": decision["decidedAt"]}
-        out["withdrawn"] = decision.get("decision") == "withdrawn"
-    return out
+    """Same person: also under another role (operator/alice vs approver/alice) or as the IAM user itself."""
+    return bool(a) and bool(b) and principal_id(a) == principal_id(b)
 
 
 def _refuse(sink: AuditSink, request_id: str, actor: str, reason: str, **details: Any) -> None:
@@ -455,6 +449,11 @@ def _refuse(sink: AuditSink, request_id: str, actor: str, reason: str, **details
         actor=actor,
         details={"requestId": request_id, "reason": reason, **details},
     )
+
+
+def _etag(sink: AuditSink, key: str) -> str:
+    with sdk_errors():
+        return str(sink.clients.s3.head_object(Bucket=sink.bucket, Key=key)["ETag"])
 
 
 def _stored_request(sink: AuditSink, request_id: str) -> dict[str, Any] | None:
@@ -493,7 +492,7 @@ def _notify(sink: AuditSink, request: ApprovalRequest) -> None:
         f"Backup:   {request.backup_uri}",
         f"Expires:  {request.expires_at}",
         "",
-        f"Approve:  cognito-backuper approve {request.request_id}",
+        f"Approve:  cognito-backuper approve {request.request_id} --profile <approver>",
         f'Reject:   cognito-backuper reject {request.request_id} --reason "..."',
     ]
     sns = boto3.client("sns", region_name=sink.clients.region, config=SDK_CONFIG)

@@ -9,6 +9,7 @@ passwords stay inside the calls; payloads carry ids, keys and counts. Every writ
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import time
@@ -19,6 +20,7 @@ from typing import Any
 from pipeline.backup.verify import verify_backup
 from pipeline.cognito import reading as cognito_read
 from pipeline.cognito import shards
+from pipeline.core import identity_proof
 from pipeline.core.aws import Clients
 from pipeline.core.contracts import (
     FinalizeResult,
@@ -166,8 +168,12 @@ def validate_request(clients: Clients, event: RestoreRequestEvent) -> RestoreReq
     loc = parse_backup_uri(event["backupUri"])
     if loc.bucket != settings["bucket"]:
         raise InvalidRequest(f"the backup must be in this pipeline's bucket {settings['bucket']}")
-    if not event.get("requestedBy"):
-        raise InvalidRequest("a restore request needs the requester's identity")
+    # The requester is who STS says signed the proof for this very execution, never a name in the input.
+    requested_by = identity_proof.verify_proof(
+        event.get("requesterProof"),
+        identity_proof.purpose("restore", event["executionName"]),
+        region=clients.region,
+    )
     target = _target(clients, event)
     report = verify_backup(clients, loc)
     reader = BackupReader.open(clients, loc)
@@ -182,7 +188,7 @@ def validate_request(clients: Clients, event: RestoreRequestEvent) -> RestoreReq
         "shards": list(reader.doc["shards"]),
         "distributed": _runs_distributed(event, len(reader.doc["shards"])),
         "selectionKey": None,
-        "requestedBy": event["requestedBy"],
+        "requestedBy": requested_by,
         "approvalTimeoutSeconds": timeout,
         "executionArn": event["executionArn"],
         "backupUsers": report.users,
@@ -226,17 +232,38 @@ def request_approval(
 
 
 def record_decision(
-    clients: Clients, request: RestoreRequest, decision: str, output: Mapping[str, Any] | None
+    clients: Clients,
+    request: RestoreRequest,
+    decision: str,
+    output: Mapping[str, Any] | None,
+    error: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """After the token came back: an approval is trusted only if it matches the sealed decision record."""
+    """After the token came back: prove who decided (approval or rejection), seal the decision and audit it."""
     sink = audit_sink(clients, request["settings"])
-    if decision == "approved":
-        return approval.confirm_approval(sink, request["requestId"], output or {})
-    if decision == "rejected" and approval.stored_verdict(sink, request["requestId"]) == "withdrawn":
-        decision = "withdrawn"  # the ASL knows only that the token failed; the sealed decision says by whom
+
+    def verify(proof: Any, purpose: str) -> str:
+        return identity_proof.verify_proof(proof, purpose, region=clients.region)
+
+    if decision in {"approved", "rejected"}:
+        message = output if decision == "approved" else _rejection_message(error)
+        result = approval.record_decision(
+            sink, request["requestId"], approved=decision == "approved", message=message, verify=verify
+        )
+        if decision == "approved":
+            return result
+        decision = str(result["decision"])
     event: approval.OutcomeEvent = "restore.expired" if decision == "expired" else "restore.failed"
     approval.record_outcome(sink, request["requestId"], event, {"decision": decision, "targetWritten": False})
     return {"decision": decision}
+
+
+def _rejection_message(error: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The rejecting CLI puts its message (request id, reason, proof) in SendTaskFailure's cause."""
+    try:
+        message = json.loads(str((error or {}).get("Cause") or ""))
+    except ValueError:
+        return {}
+    return message if isinstance(message, dict) else {}
 
 
 # --- writes to the target -----------------------------------------------------------------------------------------

@@ -1,15 +1,17 @@
-"""Append-only, encrypted audit trail of backups, restore requests, approvals and outcomes.
+"""Append-only, encrypted, hash-chained audit trail of restore requests, approvals and outcomes.
 
-Each event is one object ``<prefix>/<yyyy>/<mm>/<dd>/<UTC time with µs>-<event>-<subject id>-<random>.bin`` in the
-backup bucket: keys sort by time, and a subject's records are found from the key alone, without decrypting.
-The body is a JSON document sealed with the backup KMS key (pipeline.sealing.envelope) under the encryption context
-``{"app": "cognito-backuper", "audit": <key>}``: a context no backup part carries, bound to the key, so a record
-can neither be moved nor passed off as another object. It is written with ``IfNoneMatch="*"``, so this code never
-replaces a record, with SSE-KMS headers and a SHA-256 checksum that S3 verifies.
+Record ``n`` is the object ``<prefix>/chain/<n, 12 digits>.bin`` in the backup bucket. Its body is a JSON document
+sealed with the backup KMS key (pipeline.sealing.envelope) under the encryption context
+``{"app": "cognito-backuper", "audit": <key>}``, so a record can neither be moved nor passed off as another object,
+and it names ``prev``: the SHA-256 of record ``n-1`` as stored (record 0 names :data:`GENESIS`). Records are written
+with ``IfNoneMatch="*"`` (the bucket policy refuses any other PUT under the audit prefix), so a sequence number is
+taken exactly once even by concurrent writers; SSE-KMS headers and a SHA-256 checksum S3 verifies ride along.
 
-Append-only against this tool is not tamper-evident against an administrator: on AWS the CDK app turns on
-versioning and S3 Object Lock (compliance retention) for the audit prefix, so no principal can rewrite or delete a
-record within retention, and CloudTrail records who tried.
+Tamper-evident, not tamper-proof: ``cognito-backuper audit --verify`` (pipeline.sealing.audit_verify) reads every
+version of every record and reports a gap (a deleted record), a reorder or replaced record (a broken chain), an
+overwrite (more than one S3 version), a forged record (fails authentication or names another key) and a back-dated
+one. On AWS, Object Lock (governance) retains every version for the audit retention, and only the pipeline's own
+task roles may write here (infra/access.py, infra/permissions.py).
 
 Details hold ids, counts, URIs and reasons, never user data; keeping it so is the caller's job, but values that
 are not plain JSON (str/int/float/bool/None, lists and string-keyed dicts of those) are refused here.
@@ -21,9 +23,11 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import secrets
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,12 +63,16 @@ EVENTS = frozenset(
 )
 MAX_DETAILS_BYTES = 16 * 1024  # ids and counts fit easily; a dump of records does not
 CONTENT_TYPE = "application/octet-stream"
-_TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 _SUBJECT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}", re.ASCII)
-_RECORD_NAME = re.compile(
-    r"(?P<at>\d{8}T\d{6}\.\d{6}Z)-(?P<event>[a-z]+\.[a-z]+)-(?P<subject>[A-Za-z0-9_.:-]+)-(?P<rand>[0-9a-f]{8})\.bin",
-    re.ASCII,
-)
+CHAIN_DIR = "chain"
+SEQ_DIGITS = 12  # zero-padded, so keys sort as the sequence does
+GENESIS = "0" * 64  # the predecessor digest of record 0
+APPEND_ATTEMPTS = 50
+APPEND_BASE_DELAY_S = 0.05
+# Set by the CDK app on the tasks that write records (infra/functions.py): each record is locked (Object Lock,
+# governance) for this many days, the audit trail's own retention, longer than the bucket's default.
+LOCK_DAYS_ENV = "AUDIT_LOCK_DAYS"
+_CHAIN_NAME = re.compile(r"\d{12}\.bin", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,18 @@ def audit_context(key: str) -> dict[str, str]:
     return {"app": APP, "audit": key}
 
 
+def chain_root(sink: AuditSink) -> str:
+    return f"{sink.root}{CHAIN_DIR}/"
+
+
+def record_key(sink: AuditSink, seq: int) -> str:
+    return f"{chain_root(sink)}{seq:0{SEQ_DIGITS}d}.bin"
+
+
+def digest(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
+
+
 def record(
     sink: AuditSink,
     event: str,
@@ -98,8 +118,14 @@ def record(
     actor: str,
     details: Mapping[str, Any],
     now: dt.datetime | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> str:
-    """Append one sealed record and return its key. ``actor`` is an authenticated principal ARN."""
+    """Append one sealed record to the chain and return its key. ``actor`` is an authenticated principal ARN.
+
+    The record takes the next sequence number after the chain's head and names the head's digest. Two writers
+    that read the same head race for the same key: S3's If-None-Match lets exactly one win; the other gets 412,
+    reads the new head and tries again (at most :data:`APPEND_ATTEMPTS` times).
+    """
     if event not in EVENTS:
         raise InvalidRequest(f"unknown audit event {event!r}")
     if not _SUBJECT_ID.fullmatch(subject_id):
@@ -107,45 +133,67 @@ def record(
     if not actor:
         raise InvalidRequest("an audit record needs an actor")
     clean = check_details(details)
-    at = _utc(now or dt.datetime.now(dt.UTC))
-    key = f"{sink.root}{at:%Y/%m/%d}/{at.strftime(_TIME_FORMAT)}-{event}-{subject_id}-{_random_suffix()}.bin"
-    document = {
-        "version": FORMAT_VERSION,
-        "event": event,
-        "subjectId": subject_id,
-        "actor": actor,
-        "at": iso(at),
-        "details": clean,
-    }
-    put_document(sink, key, document, audit_context(key), create_only=True)
-    return key
+    for attempt in range(APPEND_ATTEMPTS):
+        seq, prev = _head(sink)
+        key = record_key(sink, seq)
+        at = _utc(now or dt.datetime.now(dt.UTC))
+        document = {
+            "version": FORMAT_VERSION,
+            "seq": seq,
+            "prev": prev,
+            "event": event,
+            "subjectId": subject_id,
+            "actor": actor,
+            "at": iso(at),
+            "details": clean,
+        }
+        try:
+            put_document(
+                sink, key, document, audit_context(key), create_only=True, retain_until=_retain_until(at)
+            )
+        except AuditRecordExists:
+            sleep(APPEND_BASE_DELAY_S * (attempt + 1) * secrets.randbelow(1000) / 1000)
+            continue
+        return key
+    raise AuditRecordExists(f"could not append to the audit chain after {APPEND_ATTEMPTS} attempts")
+
+
+def _retain_until(at: dt.datetime) -> dt.datetime | None:
+    days = int(os.environ.get(LOCK_DAYS_ENV) or 0)
+    return at + dt.timedelta(days=days) if days > 0 else None
+
+
+def _head(sink: AuditSink) -> tuple[int, str]:
+    """The next sequence number and the digest of the last record (GENESIS for an empty chain)."""
+    last: str | None = None
+    for key in list_keys(sink, chain_root(sink)):
+        if _CHAIN_NAME.fullmatch(key[len(chain_root(sink)) :]):
+            last = key if last is None or key > last else last
+    if last is None:
+        return 0, GENESIS
+    with bucket_errors(sink.bucket, missing=f"missing object {last}"):
+        blob = sink.clients.s3.get_object(Bucket=sink.bucket, Key=last)["Body"].read()
+    return int(last[len(chain_root(sink)) :].split(".")[0]) + 1, digest(blob)
 
 
 def read_records(
     sink: AuditSink, *, subject_id: str | None = None, since: dt.datetime | None = None
 ) -> list[dict[str, Any]]:
-    """Decrypted records, oldest first, each with its ``key``. A naive ``since`` is taken as UTC."""
+    """Decrypted records in chain order, each with its ``key``. A naive ``since`` is taken as UTC."""
     since_utc = _utc(since) if since is not None else None
-    start_after = f"{sink.root}{since_utc:%Y/%m/%d}/" if since_utc is not None else None
     records: list[dict[str, Any]] = []
-    for key in list_keys(sink, sink.root, start_after=start_after):
-        match = _RECORD_NAME.fullmatch(key[len(sink.root) :].rpartition("/")[2])
-        if match is None:
+    for key in list_keys(sink, chain_root(sink)):
+        if not _CHAIN_NAME.fullmatch(key[len(chain_root(sink)) :]):
             continue  # not written by this module (e.g. an S3 inventory file); never decrypted
-        at = dt.datetime.strptime(match["at"], _TIME_FORMAT).replace(tzinfo=dt.UTC)
-        if subject_id is not None and match["subject"] != subject_id:
-            continue
-        if since_utc is not None and at < since_utc:
-            continue
         document = get_document(sink, key, audit_context(key))
-        if (document.get("event"), document.get("subjectId"), document.get("at")) != (
-            match["event"],
-            match["subject"],
-            iso(at),
-        ):
+        if record_key(sink, int(document.get("seq", -1))) != key:
             raise TamperedError(f"audit record {key} does not match its key")
+        if subject_id is not None and document.get("subjectId") != subject_id:
+            continue
+        if since_utc is not None and dt.datetime.fromisoformat(str(document["at"])) < since_utc:
+            continue
         records.append({**document, "key": key})
-    records.sort(key=lambda r: (r["at"], r["key"]))
+    records.sort(key=lambda r: int(r["seq"]))
     return records
 
 
@@ -188,11 +236,32 @@ def _plain_mapping(value: Mapping[Any, Any], path: str) -> dict[str, Any]:
 
 
 def put_document(
-    sink: AuditSink, key: str, document: Mapping[str, Any], context: Mapping[str, str], *, create_only: bool
-) -> None:
-    """Seal and write ``document``; with ``create_only`` an existing key raises AuditRecordExists."""
+    sink: AuditSink,
+    key: str,
+    document: Mapping[str, Any],
+    context: Mapping[str, str],
+    *,
+    create_only: bool,
+    if_match: str | None = None,
+    retain_until: dt.datetime | None = None,
+) -> bytes:
+    """Seal and write ``document``; return the stored bytes.
+
+    With ``create_only`` an existing key raises AuditRecordExists; with ``if_match`` (an ETag) the object is
+    replaced only if it is still that version (S3 answers 412 otherwise). The bucket policy refuses any
+    unconditional write under the audit and approvals prefixes.
+    """
     blob = seal(sink.clients.kms, sink.kms_key_arn, canonical_json(dict(document)), context)
     extra: dict[str, Any] = {"IfNoneMatch": "*"} if create_only else {}
+    if if_match is not None:
+        extra["IfMatch"] = if_match
+    if retain_until is not None:
+        # S3 requires Content-MD5 or x-amz-sdk-checksum-algorithm on a PUT that sets a retention period.
+        extra |= {
+            "ObjectLockMode": "GOVERNANCE",
+            "ObjectLockRetainUntilDate": retain_until,
+            "ChecksumAlgorithm": "SHA256",
+        }
 
     def put() -> None:
         sink.clients.s3.put_object(
@@ -211,6 +280,7 @@ def put_document(
             put()
         elif not put_if_absent(put):
             raise AuditRecordExists(f"{key} already exists and is never replaced")
+    return blob
 
 
 def get_document(sink: AuditSink, key: str, context: Mapping[str, str]) -> dict[str, Any]:
@@ -256,8 +326,3 @@ def iso(value: dt.datetime) -> str:
 
 def _utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-def _random_suffix() -> str:
-    # Two records of the same event and subject in the same microsecond still get distinct keys.
-    return secrets.token_hex(4)

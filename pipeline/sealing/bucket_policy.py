@@ -46,3 +46,30 @@ def backup_bucket_policy(bucket: str, *, partition: str) -> dict[str, Any]:
             deny_insecure_transport_statement(bucket, partition=partition),
         ],
     }
+
+
+def append_only_statements(bucket: str, prefix: str, *, partition: str) -> list[dict[str, Any]]:
+    """Conditional writes only where the audit trail and approvals live (S3 condition keys ``s3:if-none-match``
+    and ``s3:if-match``): an audit record is only ever created (If-None-Match), an approval object is created
+    or replaced version-for-version (If-Match, a re-issued task token); a blind overwrite is refused for
+    everyone, the pipeline's own roles included."""
+    objects = f"{_bucket_arn(bucket, partition)}/{prefix}"
+    return [
+        {
+            "Sid": "AuditRecordsAreCreatedOnly",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": f"{objects}/audit/*",
+            "Condition": {"Null": {"s3:if-none-match": "true"}},
+        },
+        {
+            "Sid": "ApprovalsAreWrittenConditionally",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:PutObject",
+            "Resource": f"{objects}/approvals/*",
+            # Both keys absent (a Condition block ANDs its keys): neither If-None-Match nor If-Match was sent.
+            "Condition": {"Null": {"s3:if-none-match": "true", "s3:if-match": "true"}},
+        },
+    ]

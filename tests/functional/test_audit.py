@@ -1,11 +1,10 @@
-"""The audit trail on moto: sealed, append-only records, read back filtered and in time order."""
+"""The audit trail on moto: sealed, append-only, chained records, read back filtered and in chain order."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import hashlib
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,12 +42,12 @@ def test_record_round_trip_and_key_layout(sink: AuditSink) -> None:
     details = {"backupUri": "s3://b/p/us-east-1_AbC123/x/", "users": 12, "ok": True, "shards": ["0", "1"]}
     key = record(sink, "backup.completed", "us-east-1_AbC123", actor=ACTOR, details=details, now=T0)
 
-    assert re.fullmatch(
-        r"audit/2026/11/27/20261127T202200\.123456Z-backup\.completed-us-east-1_AbC123-[0-9a-f]{8}\.bin", key
-    )
+    assert key == "audit/chain/000000000000.bin"
     [got] = read_records(sink)
     assert got == {
         "version": 1,
+        "seq": 0,
+        "prev": audit.GENESIS,
         "event": "backup.completed",
         "subjectId": "us-east-1_AbC123",
         "actor": ACTOR,
@@ -82,15 +81,26 @@ def test_record_is_sealed_with_sse_kms_and_checksum(sink: AuditSink) -> None:
 
 
 def test_an_existing_record_is_never_replaced(sink: AuditSink, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(audit, "_random_suffix", lambda: "0badc0de")
     key = record(sink, "restore.approved", "rr-1", actor=ACTOR, details={"n": 1}, now=T0)
     original = _body(sink, key)
-
-    with pytest.raises(AuditRecordExists):
-        record(sink, "restore.approved", "rr-1", actor=ACTOR, details={"n": 2}, now=T0)
+    # A concurrent writer that read the chain before record 0 existed races for the same key: it loses (412),
+    # reads the new head and appends after it.
+    heads = iter([(0, audit.GENESIS)])
+    real_head = audit._head
+    monkeypatch.setattr(audit, "_head", lambda s: next(heads, None) or real_head(s))
+    second = record(
+        sink, "restore.approved", "rr-1", actor=ACTOR, details={"n": 2}, now=T0, sleep=lambda _: None
+    )
 
     assert _body(sink, key) == original
-    assert [r["details"] for r in read_records(sink)] == [{"n": 1}]
+    assert second == "audit/chain/000000000001.bin"
+    records = read_records(sink)
+    assert [r["details"] for r in records] == [{"n": 1}, {"n": 2}]
+    assert records[1]["prev"] == audit.digest(original)
+
+    monkeypatch.setattr(audit, "_head", lambda s: (0, audit.GENESIS))  # a head that never moves
+    with pytest.raises(AuditRecordExists):
+        record(sink, "restore.approved", "rr-1", actor=ACTOR, details={"n": 3}, sleep=lambda _: None)
 
 
 def test_same_instant_same_subject_gets_distinct_keys(sink: AuditSink) -> None:
@@ -108,10 +118,10 @@ def test_read_filters_by_subject_and_time_and_sorts(sink: AuditSink) -> None:
     record(sink, "restore.approved", "rr-a", actor=ACTOR, details={"i": 1}, now=T0)
     record(sink, "restore.requested", "rr-b", actor=ACTOR, details={"i": 2}, now=T0 + dt.timedelta(seconds=1))
 
-    assert [r["details"]["i"] for r in read_records(sink)] == [0, 1, 2, 3]
+    assert [r["details"]["i"] for r in read_records(sink)] == [3, 0, 1, 2]  # chain order: as written
     assert [r["details"]["i"] for r in read_records(sink, subject_id="rr-a")] == [0, 1]
-    assert [r["details"]["i"] for r in read_records(sink, since=T0)] == [1, 2, 3]
-    assert [r["details"]["i"] for r in read_records(sink, since=T0 + dt.timedelta(microseconds=1))] == [2, 3]
+    assert [r["details"]["i"] for r in read_records(sink, since=T0)] == [3, 1, 2]
+    assert [r["details"]["i"] for r in read_records(sink, since=T0 + dt.timedelta(microseconds=1))] == [3, 2]
     assert [r["details"]["i"] for r in read_records(sink, subject_id="rr-b", since=T0 + 2 * day)] == [3]
     naive = (T0 + 2 * day).replace(tzinfo=None)  # taken as UTC
     assert [r["details"]["i"] for r in read_records(sink, since=naive)] == [3]
@@ -128,11 +138,10 @@ def test_custom_prefix(sink: AuditSink) -> None:
 
 def test_moved_or_copied_record_fails_authentication(sink: AuditSink) -> None:
     key = record(sink, "restore.rejected", "rr-1", actor=ACTOR, details={}, now=T0)
-    moved = key.replace("rr-1", "rr-2")
+    moved = audit.record_key(sink, 1)
     sink.clients.s3.copy_object(Bucket=BUCKET, Key=moved, CopySource={"Bucket": BUCKET, "Key": key})
     with pytest.raises(TamperedError):
-        read_records(sink, subject_id="rr-2")
-    assert len(read_records(sink, subject_id="rr-1")) == 1
+        read_records(sink, subject_id="rr-1")
 
 
 def test_foreign_objects_under_the_prefix_are_ignored(sink: AuditSink) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,12 +12,16 @@ from typing import Any
 import boto3
 
 from pipeline.cognito import reading as cognito_read
+from pipeline.core import identity_proof
 from pipeline.core.aws import Clients, caller_arn, make_clients
 from pipeline.core.contracts import Storage
 from pipeline.operator.local_engine import LocalEngine
 from pipeline.operator.runs import Outcome, run_restore
 from pipeline.restore import approval
 from pipeline.restore import steps as restore
+
+# The session behind each principal's clients: identity proofs are signed with its credentials.
+_SESSIONS: dict[int, boto3.Session] = {}
 
 
 def principal(clients: Clients, name: str) -> Clients:
@@ -29,7 +34,20 @@ def principal(clients: Clients, name: str) -> Clients:
         aws_secret_access_key=key["SecretAccessKey"],
         region_name=clients.region,
     )
-    return make_clients(session)
+    return remember(session)
+
+
+def remember(session: boto3.Session) -> Clients:
+    """Clients for ``session`` whose identity proofs it signs."""
+    clients = make_clients(session)
+    _SESSIONS[id(clients)] = session
+    return clients
+
+
+def proof(clients: Clients, kind: str, subject: str) -> dict[str, Any]:
+    """A signed STS GetCallerIdentity for ``kind:subject`` by whoever ``clients`` act as."""
+    session = _SESSIONS.get(id(clients)) or boto3.Session(region_name=clients.region)
+    return identity_proof.make_proof(session, clients, identity_proof.purpose(kind, subject))
 
 
 @dataclass
@@ -40,15 +58,23 @@ class BackgroundRestore:
     storage: Storage
     payload: dict[str, Any]
     timeout_s: float = 900.0
+    execution_name: str | None = None
     outcome: Outcome | None = None
     error: BaseException | None = None
     _thread: threading.Thread = field(init=False)
 
     def start(self) -> BackgroundRestore:
+        payload = dict(self.payload)
+        name = self.execution_name or payload.pop(EXECUTION_NAME_KEY, None)
+
         def run() -> None:
             try:
                 self.outcome = run_restore(
-                    self.engine, storage=self.storage, payload=self.payload, timeout_s=self.timeout_s
+                    self.engine,
+                    storage=self.storage,
+                    payload=payload,
+                    timeout_s=self.timeout_s,
+                    execution_name=name,
                 )
             except BaseException as exc:  # noqa: BLE001 - handed to the test thread
                 self.error = exc
@@ -67,6 +93,9 @@ class BackgroundRestore:
         return self.outcome
 
 
+EXECUTION_NAME_KEY = "__executionName"  # taken out of the payload by BackgroundRestore, never sent
+
+
 def restore_payload(
     clients: Clients,
     uri: str,
@@ -75,13 +104,16 @@ def restore_payload(
     new_pool: str | None = None,
     timeout_s: int = 600,
 ) -> dict[str, Any]:
+    """The execution input the CLI makes, with ``clients``' proof for a fresh execution name (kept aside)."""
+    name = str(uuid.uuid4())
     return {
         "backupUri": uri,
         "targetPoolId": target_pool,
         "newPoolName": new_pool,
         "selectionKey": None,
-        "requestedBy": caller_arn(clients),
+        "requesterProof": proof(clients, "restore", name),
         "approvalTimeoutSeconds": timeout_s,
+        EXECUTION_NAME_KEY: name,
     }
 
 
@@ -108,7 +140,8 @@ def decide(
         request_id,
         approve=approve,
         reason="test",
-        approver_arn=caller_arn(decider),
+        decider_arn=caller_arn(decider),
+        proof=proof(decider, "approve" if approve else "reject", request_id),
     )
 
 

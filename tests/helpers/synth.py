@@ -19,12 +19,8 @@ import pytest
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-EXTERNAL_ID = "cognito-backuper-test-external-id"
-TRUSTED_ACCOUNT = "210987654321"
 OPTIONS: Mapping[str, Any] = {
     "enableTrail": True,
-    "crossAccountTrustedAccountId": TRUSTED_ACCOUNT,
-    "crossAccountExternalId": EXTERNAL_ID,
     "objectLockDays": 30,
     "notificationEmail": "ops@example.com",
     "backupPoolIds": ["us-east-1_AbC123", "us-east-1_XyZ789"],

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from infra import permissions
 from pipeline.core.task_names import function_name
 from pipeline.operator.aws_engine import STACK_NAME, output_name
 from pipeline.restore.approval import TOPIC_ENV
@@ -123,13 +122,6 @@ def test_request_approval_gets_the_topic_under_the_name_the_pipeline_reads(defau
     assert "sns:Publish" in _actions(_task_statements(default_synth, "RequestApproval"))
 
 
-def test_cross_account_role_covers_every_restore_action(options_synth: Synth) -> None:
-    lid = _role_lid(options_synth, "cognito-backuper-cross-account-restore")
-    actions = _actions(_role_statements(options_synth, lid))
-    assert {f"cognito-idp:{a}" for a in permissions.restore_cognito_actions()} <= actions
-    assert "iam:PassRole" in actions
-
-
 def test_operator_may_start_but_not_decide(default_synth: Synth) -> None:
     actions = _actions(_role_statements(default_synth, _role_lid(default_synth, "cognito-backuper-operator")))
     assert {"states:StartExecution", "states:GetExecutionHistory", "cloudformation:DescribeStacks"} <= actions
@@ -141,17 +133,16 @@ def test_approver_may_decide_but_not_start(default_synth: Synth) -> None:
     lid = _role_lid(default_synth, "cognito-backuper-approver")
     stmts = _role_statements(default_synth, lid)
     actions = _actions(stmts)
-    assert {"states:SendTaskSuccess", "states:SendTaskFailure", "s3:GetObject", "s3:PutObject"} <= actions
+    assert {"states:SendTaskSuccess", "states:SendTaskFailure", "s3:GetObject"} <= actions
     assert "states:StartExecution" not in actions
     assert not {a for a in actions if a.startswith("cognito-idp:")}
-    writes = [s for s in stmts if "s3:PutObject" in as_list(s["Action"])]
-    text = json.dumps(writes)
-    assert "/backups/approvals/*/decision.bin" in text and "/backups/audit/*" in text
+    # Decisions and audit records are written by RecordDecision's role only (tests/security).
+    assert "s3:PutObject" not in actions and "kms:GenerateDataKey" not in actions
     reads = json.dumps([s for s in stmts if "s3:GetObject" in as_list(s["Action"])])
     assert "/backups/approvals/*" in reads and '"/backups/*"' not in reads
 
 
-def test_approver_key_use_is_bound_to_approval_and_audit_contexts(default_synth: Synth) -> None:
+def test_approver_key_use_is_bound_to_approval_contexts(default_synth: Synth) -> None:
     lid = _role_lid(default_synth, "cognito-backuper-approver")
     found = []
     for key in default_synth.resources("AWS::KMS::Key").values():
@@ -168,7 +159,10 @@ def test_approver_key_use_is_bound_to_approval_and_audit_contexts(default_synth:
 def test_people_roles_need_a_source_identity(default_synth: Synth, role: str) -> None:
     trust = default_synth.template["Resources"][_role_lid(default_synth, role)]["Properties"]
     (assume,) = [s for s in statements(trust["AssumeRolePolicyDocument"]) if s["Action"] == "sts:AssumeRole"]
-    assert assume["Condition"] == {"Null": {"sts:SourceIdentity": "false"}}
+    # Session name and source identity are the caller's own user name (pipeline.restore.approval.principal_id).
+    assert assume["Condition"] == {
+        "StringEquals": {"sts:RoleSessionName": "${aws:username}", "sts:SourceIdentity": "${aws:username}"}
+    }
     assert trust["MaxSessionDuration"] == 3600
 
 

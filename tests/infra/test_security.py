@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from pipeline.core.task_names import function_name
-from tests.helpers.synth import EXTERNAL_ID, TRUSTED_ACCOUNT, Synth, as_list, policy_documents, statements
+from tests.helpers.synth import Synth, as_list, policy_documents, statements
 
 BACKUP_TASKS = [
     "EnumeratePools",
@@ -102,15 +102,30 @@ def test_backup_bucket_encryption_versioning_public_access_logging(default_synth
         "ServerSideEncryptionByDefault"
     ] == {"SSEAlgorithm": "AES256"}
     assert log_bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] > 0
-    assert "ObjectLockEnabled" not in props  # off by default
+    # Object Lock on by default, in governance mode (security guide 5.1; SECURITY.md section 4.2).
+    assert props["ObjectLockEnabled"] is True
+    assert props["ObjectLockConfiguration"]["Rule"]["DefaultRetention"] == {"Days": 30, "Mode": "GOVERNANCE"}
 
 
 def test_lifecycle_from_context(default_synth: Synth) -> None:
     _lid, bucket = _backup_bucket(default_synth)
-    (rule,) = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+    rules = {r["Id"]: r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+    rule = rules["BackupRetention"]
     assert rule["ExpirationInDays"] == 365
     assert rule["Transitions"] == [{"StorageClass": "GLACIER_IR", "TransitionInDays": 30}]
     assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    assert rule["Prefix"] == {"Fn::Join": ["", ["backups/", {"Ref": "AWS::Region"}, "_"]]}
+    for name in ("Runs", "Restores", "Approvals"):
+        assert rules[f"{name}Retention"]["ExpirationInDays"] == 365
+    # The audit trail does not expire with the backups: its own rule, its own (longer) retention.
+    audit_rule = rules["AuditRetention"]
+    assert audit_rule["Prefix"] == "backups/audit/"
+    assert audit_rule["ExpirationInDays"] == 2557
+    assert all(
+        not str(r.get("Prefix", "")).startswith("backups/audit")
+        for i, r in rules.items()
+        if i != "AuditRetention"
+    )
 
 
 def test_object_lock_when_asked(options_synth: Synth) -> None:
@@ -304,29 +319,6 @@ def test_alarms_failure_rule_topic_and_dashboard(default_synth: Synth) -> None:
     assert "CognitoBackuper" in body
     assert "UsersBackedUp" in body
     assert "CognitoThrottles" in body
-
-
-def test_cross_account_role_needs_external_id(default_synth: Synth, options_synth: Synth) -> None:
-    def cross_roles(synth: Synth) -> list[dict[str, Any]]:
-        return [
-            r
-            for r in synth.resources("AWS::IAM::Role").values()
-            if r["Properties"].get("RoleName") == "cognito-backuper-cross-account-restore"
-        ]
-
-    assert cross_roles(default_synth) == []
-    (role,) = cross_roles(options_synth)
-    (trust,) = statements(role["Properties"]["AssumeRolePolicyDocument"])
-    assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}}
-    assert TRUSTED_ACCOUNT in json.dumps(trust["Principal"])
-    lid = next(k for k, v in options_synth.resources("AWS::IAM::Role").items() if v is role)
-    actions = _actions(_role_statements(options_synth, lid))
-    assert "cognito-idp:AdminCreateUser" in actions
-    assert "cognito-idp:AdminAddUserToGroup" in actions
-    # Cognito, plus handing group and SMS roles to Cognito (never to another service).
-    assert all(a.startswith("cognito-idp:") for a in actions - {"iam:PassRole"})
-    assert "cognito-idp:ListUsers" in actions
-    assert "cognito-idp:AdminDeleteUser" not in actions
 
 
 def test_trail_only_when_enabled(default_synth: Synth, options_synth: Synth) -> None:

@@ -13,6 +13,10 @@ reads (the List, Describe and Get actions, which only iterate) run side by side,
 anything runs alone. A Map of export tasks only reads, so its shards no longer queue behind one another.
 
 3. O(page) paging of ListUsers and ListUsersInGroup (:mod:`.moto_paging`), which moto makes quadratic.
+
+4. SendTaskFailure's ``cause``. moto 5.2.5's HTTP layer reads only ``error`` and drops the cause, which Step
+Functions hands to the Catch as ``$.error.Cause``; a rejection carries the rejecting person's identity proof
+there (pipeline.restore.approval.decide). The shim passes the cause through, as the service does.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ def cognito_writes() -> AbstractContextManager[None]:
 def install() -> None:
     """Every shim, once per process."""
     _install_sfn_integration()
+    _install_task_failure_cause()
     _install_cognito_lock()
     moto_paging.install()
 
@@ -81,6 +86,24 @@ def _is_read(response: Any) -> bool:
     except Exception:  # noqa: BLE001 - an action we cannot name is treated as a write: the safe side
         return False
     return action in moto_paging.READ_METHODS
+
+
+def _install_task_failure_cause() -> None:
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    cls: Any = StepFunctionResponse
+    if getattr(cls.send_task_failure, _MARK, False):
+        return
+
+    def send_task_failure(self: Any) -> Any:
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+        )
+        return EmptyResult()
+
+    setattr(send_task_failure, _MARK, True)
+    cls.send_task_failure = send_task_failure
 
 
 def _install_sfn_integration() -> None:
