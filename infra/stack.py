@@ -111,7 +111,7 @@ class CognitoBackuperStack(Stack):
             self, "DailyBackup", machine=state_machines[BACKUP_MACHINE], settings=settings
         )
         self.alerts = Alerts(self, "Alerts", topic=self.notifications.topic, machines=state_machines)
-        dashboard(self, "Dashboard", machines=state_machines, functions=list(fns.values()))
+        dashboard(self, "Dashboard", machines=state_machines, functions=fns)
 
         self.cross_account_role = None
         if settings.cross_account_trusted_account_id and settings.cross_account_external_id:

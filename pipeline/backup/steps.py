@@ -16,7 +16,7 @@ from pipeline.backup import run_objects
 from pipeline.backup.verify import verify_backup
 from pipeline.cognito import pool_config, shards
 from pipeline.cognito import reading as cognito_read
-from pipeline.core import layout
+from pipeline.core import layout, metrics
 from pipeline.core.aws import Clients, error_code, sdk_errors
 from pipeline.core.contracts import (
     BackupsResult,
@@ -226,6 +226,10 @@ def collect_backups(
         if failure is not None:
             failures.append(failure)
             log.warning("pool not backed up", extra={"poolId": job["poolId"], "error": failure["error"]})
+    ended = now or dt.datetime.now(dt.UTC)
+    started = {j["poolId"]: dt.datetime.fromisoformat(j["startedAt"]) for j in jobs}
+    ages = {b["poolId"]: max(0.0, (ended - started[b["poolId"]]).total_seconds()) for b in backups}
+    metrics.emit_run_outcome(ages, len(failures))
     summary: list[Any] = [*backups, *({**f, "verified": False} for f in failures)]
     key = run_objects.write_summary(clients, storage, event["run"], summary)
     _audit_outcomes(clients, storage, event["run"], key, backups, failures, now)
