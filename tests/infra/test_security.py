@@ -284,7 +284,9 @@ def test_alarms_failure_rule_topic_and_dashboard(default_synth: Synth) -> None:
     machines = default_synth.resources("AWS::StepFunctions::StateMachine")
     alarms = default_synth.resources("AWS::CloudWatch::Alarm").values()
     failed = [a for a in alarms if a["Properties"].get("MetricName") == "ExecutionsFailed"]
-    assert len(failed) == len(machines)  # one per machine; the tasks' metrics have their own (test_monitoring)
+    assert len(failed) == len(
+        machines
+    )  # one per machine; the tasks' metrics have their own (test_monitoring)
     assert all(a["Properties"]["AlarmActions"] == [{"Ref": topic_lid}] for a in alarms)
     (rule,) = default_synth.resources("AWS::Events::Rule").values()
     pattern = rule["Properties"]["EventPattern"]
