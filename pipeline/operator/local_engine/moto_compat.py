@@ -13,6 +13,11 @@ reads (the List, Describe and Get actions, which only iterate) run side by side,
 anything runs alone. A Map of export tasks only reads, so its shards no longer queue behind one another.
 
 3. O(page) paging of ListUsers and ListUsersInGroup (:mod:`.moto_paging`), which moto makes quadratic.
+
+4. ListExecutions with ``mapRunArn``. AWS lists a distributed Map Run's child executions; moto ignores the
+parameter and fails without a ``stateMachineArn``. moto keeps those children to itself (no execution, no
+history), so the shim answers what moto can: no executions. Progress counts the children's work from the task
+results the local engine sees (:mod:`.hidden_tasks`) and the Map Run's counts from DescribeMapRun.
 """
 
 from __future__ import annotations
@@ -52,6 +57,25 @@ def install() -> None:
     _install_sfn_integration()
     _install_cognito_lock()
     moto_paging.install()
+    _install_map_run_children()
+
+
+def _install_map_run_children() -> None:
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    cls: Any = StepFunctionResponse
+    if getattr(cls, _MARK + "_map_runs", False):
+        return
+    original = cls.list_executions
+
+    def list_executions(self: Any) -> Any:
+        if self._get_param("mapRunArn") and not self._get_param("stateMachineArn"):
+            return ActionResult({"executions": []})
+        return original(self)
+
+    cls.list_executions = list_executions
+    setattr(cls, _MARK + "_map_runs", True)
 
 
 def _install_cognito_lock() -> None:
