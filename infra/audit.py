@@ -9,6 +9,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.functions import pass_role_to_cognito, user_pool_arns
+from infra.naming import role_name
 from infra.permissions import COGNITO_ACCOUNT_WIDE, restore_cognito_actions, restore_passes_roles
 from infra.storage import scoped_key
 from infra.suppressions import (
@@ -21,7 +22,8 @@ from infra.suppressions import (
     acknowledge,
 )
 
-CROSS_ACCOUNT_ROLE_NAME = "cognito-backuper-cross-account-restore"
+# The role name is <stack name>-<Region>-<suffix> (infra.naming); the stack output gives its ARN.
+CROSS_ACCOUNT_ROLE_SUFFIX = "cross-account-restore"
 
 
 def cross_account_restore_role(scope: Construct, *, trusted_account_id: str, external_id: str) -> iam.Role:
@@ -29,7 +31,7 @@ def cross_account_restore_role(scope: Construct, *, trusted_account_id: str, ext
     role = iam.Role(
         scope,
         "CrossAccountRestoreRole",
-        role_name=CROSS_ACCOUNT_ROLE_NAME,
+        role_name=role_name(scope, CROSS_ACCOUNT_ROLE_SUFFIX),
         description="cognito-backuper: restore into this account's user pools from the trusted account",
         assumed_by=iam.AccountPrincipal(trusted_account_id).with_conditions(
             {"StringEquals": {"sts:ExternalId": external_id}}

@@ -17,6 +17,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.interfaces.aws_events import IRuleRef
 from constructs import Construct
 
+from infra.naming import deployment_name
 from infra.storage import scoped_key
 from pipeline.core import metrics
 
@@ -26,11 +27,6 @@ FAILED_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
 BACKUP_MAX_AGE_HOURS = 26
 # Cognito throttles the tasks absorbed in 5 minutes before someone should look (shared quota under pressure).
 THROTTLE_ALARM_THRESHOLD = 50
-
-
-def deployment_name(suffix: str) -> str:
-    """An account-global name that two deployments (stacks, Regions) never share: stack name, Region, suffix."""
-    return f"{Aws.STACK_NAME}-{Aws.REGION}-{suffix}"
 
 
 def console_link() -> str:

@@ -109,3 +109,32 @@ def test_account_wide_names_carry_the_stack_and_region(default_synth: Synth) -> 
     assert name == "{AWS::StackName}-{AWS::Region}-operations"
     (topic,) = default_synth.resources("AWS::SNS::Topic").values()
     assert _flatten(topic["Properties"]["TopicName"]) == "{AWS::StackName}-{AWS::Region}-notifications"
+
+
+def test_role_names_carry_the_stack_and_region_and_fit_iam(options_synth: Synth) -> None:
+    from infra.naming import LONGEST_REGION, ROLE_NAME_MAX
+
+    named = [
+        _flatten(r["Properties"]["RoleName"])
+        for r in options_synth.resources("AWS::IAM::Role").values()
+        if "RoleName" in r["Properties"]
+    ]
+    assert sorted(named) == [
+        "CognitoBackuperStack-{AWS::Region}-approver",
+        "CognitoBackuperStack-{AWS::Region}-cross-account-restore",
+        "CognitoBackuperStack-{AWS::Region}-operator",
+    ]
+    assert all(len(n.replace("{AWS::Region}", "r" * LONGEST_REGION)) <= ROLE_NAME_MAX for n in named)
+
+
+def test_a_stack_name_too_long_for_a_role_name_stops_the_synth() -> None:
+    import pytest
+    from aws_cdk import App, Stack
+
+    from infra.naming import role_name
+    from infra.settings import InfraConfigError
+
+    stack = Stack(App(), "S" * 40)
+    assert role_name(Stack(App(), "Short"), "operator").startswith("Short-")
+    with pytest.raises(InfraConfigError, match="over IAM's 64"):
+        role_name(stack, "cross-account-restore")

@@ -6,7 +6,15 @@ import json
 from typing import Any
 
 from pipeline.core.task_names import function_name
-from tests.helpers.synth import EXTERNAL_ID, TRUSTED_ACCOUNT, Synth, as_list, policy_documents, statements
+from tests.helpers.synth import (
+    EXTERNAL_ID,
+    TRUSTED_ACCOUNT,
+    Synth,
+    as_list,
+    policy_documents,
+    role_name_of,
+    statements,
+)
 
 BACKUP_TASKS = [
     "EnumeratePools",
@@ -307,7 +315,7 @@ def test_cross_account_role_needs_external_id(default_synth: Synth, options_synt
         return [
             r
             for r in synth.resources("AWS::IAM::Role").values()
-            if r["Properties"].get("RoleName") == "cognito-backuper-cross-account-restore"
+            if role_name_of(r) == "CognitoBackuperStack-{Region}-cross-account-restore"
         ]
 
     assert cross_roles(default_synth) == []
