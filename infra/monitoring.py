@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import jsii
 from aws_cdk import Aws, Duration
@@ -95,6 +95,7 @@ class Alerts(Construct):
         *,
         topic: sns.ITopic,
         machines: Mapping[str, sfn.StateMachine],
+        pool_ids: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.rule = events.Rule(
@@ -174,6 +175,25 @@ class Alerts(Construct):
             comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
             missing=cw.TreatMissingData.BREACHING,
         )
+        # The schedule names its pools: each gets its own staleness alarm (with every pool, only the total can).
+        for index, pool_id in enumerate(pool_ids):
+            self.alarms[f"NoVerifiedBackup-{pool_id}"] = self._alarm(
+                f"NoVerifiedBackupPool{index}",
+                topic,
+                name=f"NoVerifiedBackup-{pool_id}",
+                description=f"cognito-backuper: pool {pool_id} has no verified backup for {BACKUP_MAX_AGE_HOURS} hours",
+                metric=cw.Metric(
+                    namespace=metrics.NAMESPACE,
+                    metric_name=metrics.POOL_VERIFIED.name,
+                    dimensions_map={metrics.POOL: pool_id},
+                    period=Duration.hours(1),
+                    statistic="Sum",
+                ),
+                threshold=1,
+                periods=BACKUP_MAX_AGE_HOURS,
+                comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+                missing=cw.TreatMissingData.BREACHING,
+            )
         self.alarms["PoolBackupFailed"] = self._alarm(
             "PoolBackupFailed",
             topic,
@@ -204,9 +224,10 @@ class Alerts(Construct):
 
     def _alarm(
         self,
-        name: str,
+        construct_id: str,
         topic: sns.ITopic,
         *,
+        name: str | None = None,
         description: str,
         metric: cw.IMetric,
         threshold: float,
@@ -216,8 +237,8 @@ class Alerts(Construct):
     ) -> cw.Alarm:
         alarm = cw.Alarm(
             self,
-            name,
-            alarm_name=deployment_name(name),
+            construct_id,
+            alarm_name=deployment_name(name or construct_id),
             alarm_description=description,
             metric=metric,
             threshold=threshold,

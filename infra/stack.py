@@ -110,7 +110,13 @@ class CognitoBackuperStack(Stack):
         self.schedule = DailyBackupSchedule(
             self, "DailyBackup", machine=state_machines[BACKUP_MACHINE], settings=settings
         )
-        self.alerts = Alerts(self, "Alerts", topic=self.notifications.topic, machines=state_machines)
+        self.alerts = Alerts(
+            self,
+            "Alerts",
+            topic=self.notifications.topic,
+            machines=state_machines,
+            pool_ids=settings.backup_pool_ids,
+        )
         dashboard(self, "Dashboard", machines=state_machines, functions=fns)
 
         self.cross_account_role = None

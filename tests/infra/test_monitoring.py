@@ -138,3 +138,22 @@ def test_a_stack_name_too_long_for_a_role_name_stops_the_synth() -> None:
     assert role_name(Stack(App(), "Short"), "operator").startswith("Short-")
     with pytest.raises(InfraConfigError, match="over IAM's 64"):
         role_name(stack, "cross-account-restore")
+
+
+def test_each_scheduled_pool_has_its_own_staleness_alarm(options_synth: Synth) -> None:
+    from tests.helpers.synth import OPTIONS
+
+    found = options_synth.resources("AWS::CloudWatch::Alarm").values()
+    per_pool = {
+        a["Properties"]["Dimensions"][0]["Value"]: a["Properties"]
+        for a in found
+        if a["Properties"].get("MetricName") == metrics.POOL_VERIFIED.name
+    }
+    assert sorted(per_pool) == sorted(OPTIONS["backupPoolIds"])
+    for pool_id, props in per_pool.items():
+        assert (
+            _flatten(props["AlarmName"]) == f"{{AWS::StackName}}-{{AWS::Region}}-NoVerifiedBackup-{pool_id}"
+        )
+        assert props["Dimensions"] == [{"Name": metrics.POOL, "Value": pool_id}]
+        assert props["Period"] * props["EvaluationPeriods"] == BACKUP_MAX_AGE_HOURS * 3600
+        assert props["TreatMissingData"] == "breaching"
