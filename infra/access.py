@@ -19,10 +19,12 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.naming import role_name
 from infra.suppressions import TASK_TOKENS, acknowledge, bucket_prefix_resource
 
-OPERATOR_ROLE_NAME = "cognito-backuper-operator"
-APPROVER_ROLE_NAME = "cognito-backuper-approver"
+# Role names are <stack name>-<Region>-<suffix> (infra.naming).
+OPERATOR_ROLE_SUFFIX = "operator"
+APPROVER_ROLE_SUFFIX = "approver"
 OPERATOR_PREFIX = (
     "Operators read any backup under the backup prefix (verify, diff, dry-run plans) and seal restore selections; "
     "object keys are created at run time, so the prefix is the narrowest resource."
@@ -52,7 +54,7 @@ def _assumable(scope: Construct, construct_id: str, name: str, description: str)
     role = iam.Role(
         scope,
         construct_id,
-        role_name=name,
+        role_name=role_name(scope, name),
         description=description,
         assumed_by=principal,
         max_session_duration=Duration.hours(1),
@@ -71,6 +73,11 @@ def _assumable(scope: Construct, construct_id: str, name: str, description: str)
 
 def _executions(name: str) -> str:
     return f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:{name}:*"
+
+
+def _map_run_children(name: str) -> str:
+    """A distributed Map's child executions: ``execution:<machine>/<label or map run id>:<name>``."""
+    return f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:{name}/*"
 
 
 def _map_runs(name: str) -> str:
@@ -102,7 +109,7 @@ class AccessRoles(Construct):
         self.operator = _assumable(
             self,
             "OperatorRole",
-            OPERATOR_ROLE_NAME,
+            OPERATOR_ROLE_SUFFIX,
             "cognito-backuper operators: run backups, request restores",
         )
         self.operator.add_to_policy(
@@ -130,8 +137,16 @@ class AccessRoles(Construct):
         self.operator.add_to_policy(
             iam.PolicyStatement(
                 sid="FollowMapRuns",
-                actions=["states:DescribeMapRun"],
+                actions=["states:DescribeMapRun", "states:ListExecutions"],
                 resources=[_map_runs(machine_names[n]) for n in machines],
+            )
+        )
+        # ... and the users and shards from the children's histories (read only: no StopExecution).
+        self.operator.add_to_policy(
+            iam.PolicyStatement(
+                sid="FollowMapRunChildren",
+                actions=["states:DescribeExecution", "states:GetExecutionHistory"],
+                resources=[_map_run_children(machine_names[n]) for n in machines],
             )
         )
         self.operator.add_to_policy(
@@ -184,7 +199,10 @@ class AccessRoles(Construct):
         )
 
         self.approver = _assumable(
-            self, "ApproverRole", APPROVER_ROLE_NAME, "cognito-backuper approvers: approve or reject restores"
+            self,
+            "ApproverRole",
+            APPROVER_ROLE_SUFFIX,
+            "cognito-backuper approvers: approve or reject restores",
         )
         self.approver.add_to_policy(
             iam.PolicyStatement(
@@ -252,6 +270,11 @@ class AccessRoles(Construct):
                 self.operator,
                 f"IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:mapRun:{name}/*]",
                 "Map Runs are named by Step Functions at run time, under their state machine's name.",
+            )
+            acknowledge(
+                self.operator,
+                f"IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{name}/*]",
+                "A distributed Map's child executions are named at run time, under their state machine's name.",
             )
         acknowledge(self.approver, "IAM5[Resource::*]", TASK_TOKENS)
         acknowledge(

@@ -17,11 +17,23 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk.interfaces.aws_events import IRuleRef
 from constructs import Construct
 
+from infra.naming import deployment_name
 from infra.storage import scoped_key
+from pipeline.core import metrics
 
-METRICS_NAMESPACE = "CognitoBackuper"
-CUSTOM_METRICS = ("UsersBackedUp", "CognitoThrottles")
+METRICS_NAMESPACE = metrics.NAMESPACE
 FAILED_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
+# The daily schedule plus slack: a pool whose last verified backup is older than this is paged for.
+BACKUP_MAX_AGE_HOURS = 26
+# Cognito throttles the tasks absorbed in 5 minutes before someone should look (shared quota under pressure).
+THROTTLE_ALARM_THRESHOLD = 50
+
+
+def console_link() -> str:
+    """The failed execution's page in the Step Functions console, filled in by the rule's input transformer."""
+    region = events.EventField.region
+    arn = events.EventField.from_path("$.detail.executionArn")
+    return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{arn}"
 
 
 class Notifications(Construct):
@@ -32,7 +44,7 @@ class Notifications(Construct):
         self.key = scoped_key(
             self,
             "TopicKey",
-            alias="alias/cognito-backuper-notifications",
+            alias=f"alias/{deployment_name('notifications')}",
             description="cognito-backuper: encrypts the notification topic",
         )
         # EventBridge and CloudWatch alarms publish to the encrypted topic; they need the key, for SNS only.
@@ -50,7 +62,7 @@ class Notifications(Construct):
         self.topic = sns.Topic(
             self,
             "Topic",
-            topic_name="cognito-backuper-notifications",
+            topic_name=deployment_name("notifications"),
             display_name="cognito-backuper",
             master_key=self.key,
             enforce_ssl=True,
@@ -83,6 +95,7 @@ class Alerts(Construct):
         *,
         topic: sns.ITopic,
         machines: Mapping[str, sfn.StateMachine],
+        pool_ids: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         self.rule = events.Rule(
@@ -102,6 +115,7 @@ class Alerts(Construct):
         message = events.RuleTargetInput.from_object(
             {
                 "alert": "cognito-backuper execution did not succeed",
+                "console": console_link(),
                 "status": events.EventField.from_path("$.detail.status"),
                 "executionArn": events.EventField.from_path("$.detail.executionArn"),
                 "stateMachineArn": events.EventField.from_path("$.detail.stateMachineArn"),
@@ -138,7 +152,7 @@ class Alerts(Construct):
             alarm = cw.Alarm(
                 self,
                 f"{name}Failed",
-                alarm_name=f"{machine.node.id}-{name}-executions-failed".lower(),
+                alarm_name=deployment_name(f"{name}-executions-failed"),
                 alarm_description=f"cognito-backuper: a {name} execution failed",
                 metric=machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
                 threshold=1,
@@ -148,6 +162,147 @@ class Alerts(Construct):
             )
             alarm.add_alarm_action(cw_actions.SnsAction(topic))
             self.alarms[name] = alarm
+        self.alarms["NoVerifiedBackup"] = self._alarm(
+            "NoVerifiedBackup",
+            topic,
+            description=(
+                f"cognito-backuper: no pool got a verified backup for {BACKUP_MAX_AGE_HOURS} hours "
+                "(the daily run did not run, or every pool failed)"
+            ),
+            metric=_metric(metrics.VERIFIED_BACKUPS, Duration.hours(1), "Sum"),
+            threshold=1,
+            periods=BACKUP_MAX_AGE_HOURS,
+            comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+            missing=cw.TreatMissingData.BREACHING,
+        )
+        # The schedule names its pools: each gets its own staleness alarm (with every pool, only the total can).
+        for index, pool_id in enumerate(pool_ids):
+            self.alarms[f"NoVerifiedBackup-{pool_id}"] = self._alarm(
+                f"NoVerifiedBackupPool{index}",
+                topic,
+                name=f"NoVerifiedBackup-{pool_id}",
+                description=f"cognito-backuper: pool {pool_id} has no verified backup for {BACKUP_MAX_AGE_HOURS} hours",
+                metric=cw.Metric(
+                    namespace=metrics.NAMESPACE,
+                    metric_name=metrics.POOL_VERIFIED.name,
+                    dimensions_map={metrics.POOL: pool_id},
+                    period=Duration.hours(1),
+                    statistic="Sum",
+                ),
+                threshold=1,
+                periods=BACKUP_MAX_AGE_HOURS,
+                comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+                missing=cw.TreatMissingData.BREACHING,
+            )
+        self.alarms["PoolBackupFailed"] = self._alarm(
+            "PoolBackupFailed",
+            topic,
+            description="cognito-backuper: a pool of the daily run has no verified backup (see the run's summary)",
+            metric=_metric(metrics.FAILED_POOLS, Duration.minutes(5), "Sum"),
+            threshold=1,
+            periods=1,
+            comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            missing=cw.TreatMissingData.NOT_BREACHING,
+        )
+        self.alarms["CognitoThrottled"] = self._alarm(
+            "CognitoThrottled",
+            topic,
+            description=(
+                f"cognito-backuper: more than {THROTTLE_ALARM_THRESHOLD} Cognito throttles in 5 minutes: the "
+                "account's shared quota is under pressure (production traffic may be throttled too)"
+            ),
+            metric=cw.MathExpression(
+                expression=_search(metrics.COGNITO_THROTTLES, "Sum", 300, total=True),
+                label="CognitoThrottles (all categories)",
+                period=Duration.minutes(5),
+            ),
+            threshold=THROTTLE_ALARM_THRESHOLD,
+            periods=1,
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            missing=cw.TreatMissingData.NOT_BREACHING,
+        )
+
+    def _alarm(
+        self,
+        construct_id: str,
+        topic: sns.ITopic,
+        *,
+        name: str | None = None,
+        description: str,
+        metric: cw.IMetric,
+        threshold: float,
+        periods: int,
+        comparison: cw.ComparisonOperator,
+        missing: cw.TreatMissingData,
+    ) -> cw.Alarm:
+        alarm = cw.Alarm(
+            self,
+            construct_id,
+            alarm_name=deployment_name(name or construct_id),
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=periods,
+            datapoints_to_alarm=periods,
+            comparison_operator=comparison,
+            treat_missing_data=missing,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(topic))
+        return alarm
+
+
+def _metric(metric: metrics.Metric, period: Duration, statistic: str) -> cw.Metric:
+    """A metric without dimensions (the run's totals), as the tasks emit it."""
+    if metric.dimensions:
+        raise ValueError(f"{metric.name} has dimensions {metric.dimensions}: graph it with _search")
+    return cw.Metric(namespace=metrics.NAMESPACE, metric_name=metric.name, period=period, statistic=statistic)
+
+
+def _search(metric: metrics.Metric, statistic: str, period_s: int, *, total: bool = False) -> str:
+    """Every series of ``metric`` under its exact dimension set (a pool, a task, a quota category)."""
+    schema = ",".join([metrics.NAMESPACE, *metric.dimensions])
+    search = f"SEARCH('{{{schema}}} MetricName=\"{metric.name}\"', '{statistic}', {period_s})"
+    return f"SUM({search})" if total else search
+
+
+# What the dashboard graphs of the tasks' own metrics, per widget; every name in pipeline.core.metrics appears.
+TASK_METRIC_WIDGETS: tuple[tuple[str, tuple[metrics.Metric, ...], str], ...] = (
+    ("Backups: verified and failed pools per run", (metrics.VERIFIED_BACKUPS, metrics.FAILED_POOLS), "Sum"),
+    ("Backups: verified per pool", (metrics.POOL_VERIFIED,), "Sum"),
+    ("Backups: age of the newest verified backup per pool", (metrics.BACKUP_AGE,), "Maximum"),
+    (
+        "Backups: users and memberships exported per pool",
+        (metrics.USERS_EXPORTED, metrics.MEMBERSHIPS_EXPORTED),
+        "Sum",
+    ),
+    ("Bytes written per task", (metrics.BYTES_WRITTEN,), "Sum"),
+    (
+        "Cognito calls and throttles per quota category",
+        (metrics.COGNITO_CALLS, metrics.COGNITO_THROTTLES),
+        "Sum",
+    ),
+    (
+        "Cognito rate achieved vs allowed per category",
+        (metrics.RATE_ACHIEVED, metrics.RATE_ALLOWED),
+        "Maximum",
+    ),
+    (
+        "Restore progress per target pool",
+        (metrics.USERS_RESTORED, metrics.USERS_NOT_RESTORED, metrics.MEMBERSHIPS_RESTORED),
+        "Sum",
+    ),
+)
+# The distributed Maps' labels (statemachines/*.asl.json): their child executions report under
+# <state machine ARN>/<label>, so the dashboard graphs each labelled Map Run.
+MAP_RUN_LABELS = {"backup": ("BackupPools", "ExportShards"), "restore": ("RestoreShards",)}
+
+
+def _task_metric(metric: metrics.Metric, statistic: str, period: Duration) -> cw.IMetric:
+    if not metric.dimensions:
+        return _metric(metric, period, statistic)
+    return cw.MathExpression(
+        expression=_search(metric, statistic, int(period.to_seconds())), label=metric.name, period=period
+    )
 
 
 def dashboard(
@@ -155,9 +310,9 @@ def dashboard(
     construct_id: str,
     *,
     machines: Mapping[str, sfn.StateMachine],
-    functions: Sequence[lambda_.IFunction],
+    functions: Mapping[str, lambda_.IFunction],
 ) -> cw.Dashboard:
-    board = cw.Dashboard(scope, construct_id, dashboard_name="cognito-backuper")
+    board = cw.Dashboard(scope, construct_id, dashboard_name=deployment_name("operations"))
     period = Duration.minutes(5)
     for name, machine in machines.items():
         board.add_widgets(
@@ -176,24 +331,51 @@ def dashboard(
                 width=12,
             ),
         )
+        labels = MAP_RUN_LABELS.get(name, ())
+        if labels:
+            board.add_widgets(
+                cw.GraphWidget(
+                    title=f"{name}: distributed Map Runs (child executions by label)",
+                    left=[
+                        cw.Metric(
+                            namespace="AWS/States",
+                            metric_name=kind,
+                            dimensions_map={"StateMachineArn": f"{machine.state_machine_arn}/{label}"},
+                            period=period,
+                            statistic="Sum",
+                            label=f"{label} {kind}",
+                        )
+                        for label in labels
+                        for kind in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed")
+                    ],
+                    width=24,
+                )
+            )
     board.add_widgets(
         cw.GraphWidget(
-            title="Lambda throttles",
-            left=[f.metric_throttles(period=period, statistic="Sum") for f in functions],
-            width=12,
+            title="Lambda errors per task",
+            left=[f.metric_errors(period=period, statistic="Sum", label=t) for t, f in functions.items()],
+            width=8,
         ),
         cw.GraphWidget(
-            title="Users backed up, Cognito throttles (emitted by the tasks)",
-            # SEARCH graphs whatever dimensions the tasks emit the metrics with.
-            left=[
-                cw.MathExpression(
-                    expression=f"SEARCH('{{{METRICS_NAMESPACE}}} MetricName=\"{metric}\"', 'Sum', 300)",
-                    label=metric,
-                    period=period,
-                )
-                for metric in CUSTOM_METRICS
-            ],
-            width=12,
+            title="Lambda duration per task (p90)",
+            left=[f.metric_duration(period=period, statistic="p90", label=t) for t, f in functions.items()],
+            width=8,
         ),
+        cw.GraphWidget(
+            title="Lambda throttles per task",
+            left=[f.metric_throttles(period=period, statistic="Sum", label=t) for t, f in functions.items()],
+            width=8,
+        ),
+    )
+    board.add_widgets(
+        *(
+            cw.GraphWidget(
+                title=title,
+                left=[_task_metric(m, statistic, period) for m in shown],
+                width=12,
+            )
+            for title, shown, statistic in TASK_METRIC_WIDGETS
+        )
     )
     return board

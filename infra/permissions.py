@@ -10,8 +10,8 @@ refused by the synthesized policies, none granted that no call needs (or a comme
 S3 notes: HeadObject is authorised by GetObject, and a HEAD or GET of a missing key answers 404 only to a caller
 that may ListBucket (403 otherwise), so every task that checks whether an object exists also lists. Every
 PutObject asks for SSE-KMS, which needs kms:GenerateDataKey, and every sealed object needs GenerateDataKey to
-write and Decrypt to read. sts:GetCallerIdentity (RecordDecision, WriteRestoreReport) and cognito-idp:SignUp
-(RestoreUsers, UNCONFIRMED users) need no IAM permission.
+write and Decrypt to read. sts:GetCallerIdentity (RecordDecision, WriteRestoreReport, CollectBackups) and
+cognito-idp:SignUp (RestoreUsers, UNCONFIRMED users) need no IAM permission.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
     ),
     "VerifyBackup": _needs((), ["GetObject", "ListBucket"], ["Decrypt"], long_running=True),
     # Reads the run's pool list and every pool's authenticated manifest (the MAC key is a KMS data key), writes
-    # the run's summary.
+    # the run's summary and one sealed audit record per pool (backup.completed / backup.failed).
     "CollectBackups": _needs(
         (), ["GetObject", "PutObject"], ["Decrypt", "GenerateDataKey"], long_running=True
     ),

@@ -117,8 +117,14 @@ class CognitoBackuperStack(Stack):
             if DRILL_MACHINE in state_machines
             else None
         )
-        self.alerts = Alerts(self, "Alerts", topic=self.notifications.topic, machines=state_machines)
-        dashboard(self, "Dashboard", machines=state_machines, functions=list(fns.values()))
+        self.alerts = Alerts(
+            self,
+            "Alerts",
+            topic=self.notifications.topic,
+            machines=state_machines,
+            pool_ids=settings.backup_pool_ids,
+        )
+        dashboard(self, "Dashboard", machines=state_machines, functions=fns)
 
         self.access = None
         if settings.access_roles:

@@ -5,9 +5,11 @@ from typing import Any
 from pipeline.core.aws import default_clients
 from pipeline.core.contracts import VerifyCursor
 from pipeline.core.lambda_runtime import LambdaContext, time_budget
+from pipeline.core.metrics import measured
 from pipeline.restore import steps as restore
 
 
+@measured("VerifyRestore")
 def handler(event: dict[str, Any], context: LambdaContext | None = None) -> VerifyCursor:
     return restore.verify_restore(
         default_clients(),

@@ -3,8 +3,8 @@
 A run over every pool of an account can list a thousand pools; their descriptors would not fit in a state's
 256 KiB payload, so EnumeratePools writes them to ``<prefix>/runs/<run>/pools.json`` (``<run>`` is made like a
 backup id), BackupEachPool (a distributed Map) reads them with its ItemReader, and CollectBackups writes
-``backups.json`` with every pool's result. Both hold ids, S3 URIs and counts only (no user data): plain JSON
-under SSE-KMS, so the Map's reader needs no decryption of its own.
+``backups.json`` with every pool's outcome (its backup, or its error). Both hold ids, S3 URIs, counts and error
+messages only (no user data): plain JSON under SSE-KMS, so the Map's reader needs no decryption of its own.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipeline.core.aws import Clients
@@ -69,14 +70,15 @@ def read_pools(clients: Clients, storage: Storage, key: str) -> list[PoolJob]:
     return jobs
 
 
-def write_summary(clients: Clients, storage: Storage, run: str, backups: list[BackupSummary]) -> str:
+def write_summary(clients: Clients, storage: Storage, run: str, outcomes: Sequence[Mapping[str, Any]]) -> str:
+    """Every pool's outcome: its backup summary (``verified`` true), or its error (``verified`` false)."""
     key = run_key(storage, run, SUMMARY_NAME)
-    _put_json(clients, storage, key, backups)
+    _put_json(clients, storage, key, list(outcomes))
     return key
 
 
 def read_summary(clients: Clients, bucket: str, key: str) -> list[BackupSummary]:
-    """The full list of a run's backups, for callers that got only the first ones inline."""
+    """The full list of a run's pool outcomes, for callers that got only the first ones inline."""
     with bucket_errors(bucket, missing=f"the run's summary {key} is missing"):
         body = clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     backups = json.loads(body)

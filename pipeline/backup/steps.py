@@ -7,6 +7,7 @@ tokens leave it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -15,7 +16,7 @@ from pipeline.backup import run_objects
 from pipeline.backup.verify import verify_backup
 from pipeline.cognito import pool_config, shards
 from pipeline.cognito import reading as cognito_read
-from pipeline.core import layout
+from pipeline.core import layout, metrics
 from pipeline.core.aws import Clients, error_code, sdk_errors
 from pipeline.core.contracts import (
     BackupsResult,
@@ -27,6 +28,7 @@ from pipeline.core.contracts import (
     ManifestSummary,
     MembershipCursor,
     PoolConfigSummary,
+    PoolFailure,
     PoolJob,
     PoolState,
     ShardPlan,
@@ -44,6 +46,7 @@ from pipeline.core.errors import (
     InvalidRequest,
     KeyAccessDenied,
     PaginationTokenExpired,
+    PipelineError,
 )
 from pipeline.core.lambda_runtime import logger
 from pipeline.sealing import manifest, store
@@ -131,48 +134,158 @@ def enumerate_pools(
 
 
 # Backups named in the execution's output; the rest are in the run's summary object. 100 summaries are about
-# 25 KiB, a tenth of the 256 KiB payload limit.
+# 25 KiB, a tenth of the 256 KiB payload limit. The same bound holds for the failed pools.
 INLINE_BACKUPS = 100
+# A failed pool's message in the summary, the audit record and the run's cause: one line, bounded.
+MESSAGE_CHARS = 300
+# The run's cause names this many failed pools; the summary object names them all.
+CAUSE_POOLS = 20
+NO_RESULT = "PoolExecutionFailed"
 
 
-def collect_backups(clients: Clients, event: CollectBackupsEvent) -> BackupsResult:
-    """Every listed pool must have reported a verified backup and have its authenticated manifest.
+def failure_text(error: str | None, cause: str | None) -> str:
+    """A Lambda failure's cause is JSON whose errorMessage is the pipeline's one line (its stack trace stays out)."""
+    text = cause or ""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        text = str(parsed.get("errorMessage") or parsed.get("Cause") or text)
+    lines = text.strip().splitlines()
+    return (lines[0] if lines else error or "unknown failure")[:MESSAGE_CHARS]
+
+
+def _pool_results(jobs: list[PoolJob], results: list[Any]) -> list[Mapping[str, Any] | None]:
+    """Each job's result. The Map keeps the items' order; a child that failed outright (a timeout, an abort)
+    comes back as null, or (if the Map leaves it out) shortens the list: then only named failures are matched.
+    """
+    if len(results) == len(jobs):
+        return [r if isinstance(r, Mapping) else None for r in results]
+    named = {str(r.get("poolId")): r for r in results if isinstance(r, Mapping) and r.get("poolId")}
+    return [named.get(job["poolId"]) for job in jobs]
+
+
+def _pool_failure(job: PoolJob, result: Mapping[str, Any] | None) -> PoolFailure | None:
+    """None when the pool's child reported a verified backup and its authenticated manifest reads back."""
+    failure: PoolFailure = {"poolId": job["poolId"], "backupId": job["backupId"], "error": "", "message": ""}
+    if result is None:
+        failure["error"] = NO_RESULT
+        failure["message"] = "the pool's child execution ended without a result"
+        return failure
+    if result.get("verified") is not True:
+        failure["error"] = str(result.get("error") or "IncompleteBackup")
+        failure["message"] = failure_text(failure["error"], result.get("cause"))
+        return failure
+    return None
+
+
+def collect_backups(
+    clients: Clients, event: CollectBackupsEvent, now: dt.datetime | None = None
+) -> BackupsResult:
+    """Every listed pool either has a verified backup with its authenticated manifest, or is a failure.
 
     A failed child execution may come back as null while the Map succeeds (moto's interpreter does so), so the
-    flags and the manifests are both checked here, not trusted from the Map's status.
+    flags and the manifests are both checked here, not trusted from the Map's status. One audit record per
+    pool says what happened to it; the run fails (EveryPoolBackedUp) only after this, when any pool failed.
     """
     storage = event["storage"]
     jobs = run_objects.read_pools(clients, storage, event["poolsKey"])
-    results = event.get("results") or []
-    unverified = sum(1 for r in results if not (isinstance(r, Mapping) and r.get("verified") is True))
-    if len(jobs) != event["pools"] or len(results) != len(jobs) or unverified:
-        missing = unverified + abs(len(jobs) - len(results))
-        raise IncompleteBackup(f"{missing} of {len(jobs)} pools did not report a verified backup")
-    backups: list[BackupSummary] = []
-    for job in jobs:
-        loc = location(job)
-        counts = manifest.read_manifest(clients, loc, job["storage"]["kmsKeyArn"])["counts"]
-        backups.append(
-            {
-                "poolId": job["poolId"],
-                "backupId": job["backupId"],
-                "uri": loc.uri,
-                "users": int(counts["users"]),
-                "groups": int(counts["groups"]),
-                "memberships": int(counts["memberships"]),
-                "verified": True,
-            }
+    if len(jobs) != event["pools"]:
+        raise IntegrityError(
+            f"the run's pool list holds {len(jobs)} pools, EnumeratePools listed {event['pools']}"
         )
-    key = run_objects.write_summary(clients, storage, event["run"], backups)
+    results = _pool_results(jobs, list(event.get("results") or []))
+    backups: list[BackupSummary] = []
+    failures: list[PoolFailure] = []
+    for job, result in zip(jobs, results, strict=True):
+        failure = _pool_failure(job, result)
+        if failure is None:
+            loc = location(job)
+            try:
+                counts = manifest.read_manifest(clients, loc, job["storage"]["kmsKeyArn"])["counts"]
+            except PipelineError as exc:
+                failure = {
+                    "poolId": job["poolId"],
+                    "backupId": job["backupId"],
+                    "error": type(exc).__name__,
+                    "message": str(exc).splitlines()[0][:MESSAGE_CHARS] if str(exc) else type(exc).__name__,
+                }
+            else:
+                backups.append(
+                    {
+                        "poolId": job["poolId"],
+                        "backupId": job["backupId"],
+                        "uri": loc.uri,
+                        "users": int(counts["users"]),
+                        "groups": int(counts["groups"]),
+                        "memberships": int(counts["memberships"]),
+                        "verified": True,
+                    }
+                )
+        if failure is not None:
+            failures.append(failure)
+            log.warning("pool not backed up", extra={"poolId": job["poolId"], "error": failure["error"]})
+    ended = now or dt.datetime.now(dt.UTC)
+    started = {j["poolId"]: dt.datetime.fromisoformat(j["startedAt"]) for j in jobs}
+    ages = {b["poolId"]: max(0.0, (ended - started[b["poolId"]]).total_seconds()) for b in backups}
+    metrics.emit_run_outcome(ages, len(failures))
+    summary: list[Any] = [*backups, *({**f, "verified": False} for f in failures)]
+    key = run_objects.write_summary(clients, storage, event["run"], summary)
+    _audit_outcomes(clients, storage, event["run"], key, backups, failures, now)
     return {
-        "pools": len(backups),
+        "pools": len(jobs),
         "users": sum(b["users"] for b in backups),
         "groups": sum(b["groups"] for b in backups),
         "memberships": sum(b["memberships"] for b in backups),
         "summaryKey": key,
         "backups": backups[:INLINE_BACKUPS],
-        "truncated": len(backups) > INLINE_BACKUPS,
+        "truncated": len(backups) > INLINE_BACKUPS or len(failures) > INLINE_BACKUPS,
+        "failed": len(failures),
+        "failures": failures[:INLINE_BACKUPS],
+        "cause": _run_cause(len(jobs), failures, key),
     }
+
+
+def _run_cause(pools: int, failures: list[PoolFailure], summary_key: str) -> str:
+    if not failures:
+        return ""
+    named = "; ".join(f"{f['poolId']}: {f['error']} ({f['message']})" for f in failures[:CAUSE_POOLS])
+    more = f"; and {len(failures) - CAUSE_POOLS} more" if len(failures) > CAUSE_POOLS else ""
+    message = f"{len(failures)} of {pools} pools have no verified backup: {named}{more}"
+    return json.dumps({"errorMessage": message, "summaryKey": summary_key, "failed": len(failures)})
+
+
+def _audit_outcomes(
+    clients: Clients,
+    storage: Storage,
+    run: str,
+    summary_key: str,
+    backups: list[BackupSummary],
+    failures: list[PoolFailure],
+    now: dt.datetime | None,
+) -> None:
+    """One record per pool: the trail answers "was this pool backed up last night, and if not, why"."""
+    from pipeline.core.aws import caller_arn
+    from pipeline.sealing import audit
+
+    sink = audit.AuditSink(
+        clients,
+        storage["bucket"],
+        storage["kmsKeyArn"],
+        prefix="/".join(p for p in (storage["prefix"].strip("/"), "audit") if p),
+        approvals_prefix="/".join(p for p in (storage["prefix"].strip("/"), "approvals") if p),
+    )
+    actor = caller_arn(clients)
+    for b in backups:
+        details: dict[str, Any] = {"run": run, "summaryKey": summary_key, "backupId": b["backupId"]}
+        details |= {"uri": b["uri"]}
+        details |= {"users": b["users"], "groups": b["groups"], "memberships": b["memberships"]}
+        audit.record(sink, "backup.completed", b["poolId"], actor=actor, details=details, now=now)
+    for f in failures:
+        failed: dict[str, Any] = {"run": run, "summaryKey": summary_key, "backupId": f["backupId"]}
+        failed |= {"error": f["error"], "message": f["message"]}
+        audit.record(sink, "backup.failed", f["poolId"], actor=actor, details=failed, now=now)
 
 
 CONFIG_START: ConfigCursor = {"phase": pool_config.SETTINGS, "nextToken": None, "part": 0, "done": False}

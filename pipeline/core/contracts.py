@@ -40,9 +40,22 @@ class EnumeratePoolsResult(TypedDict):
 
 
 class PoolOutcome(TypedDict):
-    """What one child execution of BackupEachPool returns: one flag, so the Map's result stays small."""
+    """What one child execution of BackupEachPool returns: one flag, so the Map's result stays small; a pool
+    that failed also names itself and its error (the Step Functions ``Error`` and ``Cause`` it caught)."""
 
     verified: bool
+    poolId: NotRequired[str]
+    error: NotRequired[str]
+    cause: NotRequired[str]
+
+
+class PoolFailure(TypedDict):
+    """A pool of the run without a verified backup: its error name and one-line message (no user data)."""
+
+    poolId: str
+    backupId: str
+    error: str
+    message: str
 
 
 class CollectBackupsEvent(TypedDict):
@@ -73,6 +86,10 @@ class BackupsResult(TypedDict):
     summaryKey: str
     backups: list[BackupSummary]
     truncated: bool
+    # Pools without a verified backup (the first ones inline, all in ``summaryKey``); the run fails when any.
+    failed: int
+    failures: list[PoolFailure]
+    cause: str  # the failed run's one-line cause (JSON with errorMessage and summaryKey), "" when none failed
 
 
 class ConfigCursor(TypedDict):

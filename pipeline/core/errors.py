@@ -71,6 +71,11 @@ class IncompleteBackup(PipelineError):
     """A planned shard or part did not report completion."""
 
 
+class PoolBackupsFailed(PipelineError):
+    """At least one pool of a run has no verified backup; every other pool was still backed up (the ASL's
+    SomePoolsFailed state raises this name)."""
+
+
 class EngineError(PipelineError):
     """The local engine could not run or follow an execution."""
 

@@ -26,6 +26,7 @@ import botocore.exceptions
 from pipeline.core.aws import SDK_CONFIG, Clients, error_code, json_safe, sdk_errors
 from pipeline.core.errors import EngineError, InvalidRequest, PipelineError, RegionMissing
 from pipeline.operator.following import follow_execution
+from pipeline.operator.progress import map_run_event
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -142,6 +143,17 @@ class _HistoryCursor:
     last_id: int = 0
     pages: int = 0
     map_runs: set[str] = field(default_factory=set)
+
+
+# Child executions whose histories one poll reads at most (the running ones first): a bound on API calls.
+CHILDREN_PER_POLL = 16
+_TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+@dataclass
+class _ChildCursor:
+    history: _HistoryCursor = field(default_factory=_HistoryCursor)
+    done: bool = False
 
 
 class AwsEngine:
@@ -321,6 +333,40 @@ class AwsEngine:
                 continue
             self.map_runs[arn] = json_safe(dict(described.get("itemCounts") or {}))
 
+    def _follow_children(
+        self,
+        cursor: _HistoryCursor,
+        children: dict[str, _ChildCursor],
+        observe: Callable[[dict[str, Any]], None],
+    ) -> None:
+        """A distributed Map's work happens in child executions with their own histories: their new events go to
+        the tracker as the parent's do (a nested Map Run found there is followed too), then each Map Run's counts.
+        """
+        for arn in sorted(cursor.map_runs):
+            status: dict[str, str] = {}
+            try:
+                for page in self.stepfunctions.get_paginator("list_executions").paginate(mapRunArn=arn):
+                    status.update({e["executionArn"]: e["status"] for e in page.get("executions", [])})
+            except botocore.exceptions.ClientError:
+                continue
+            unfinished = [c for c in status if not children.setdefault(c, _ChildCursor()).done]
+            unfinished.sort(key=lambda c: status[c] in _TERMINAL)  # running children first
+            for child in unfinished[:CHILDREN_PER_POLL]:
+                state = children[child]
+                terminal = (
+                    status[child] in _TERMINAL
+                )  # listed as ended before this read: the read is complete
+                try:
+                    for event in self._new_events(child, state.history):
+                        observe(event)
+                except botocore.exceptions.ClientError:
+                    continue
+                cursor.map_runs |= state.history.map_runs
+                state.done = terminal
+        for arn in sorted(cursor.map_runs):
+            if arn in self.map_runs:
+                observe(map_run_event(arn, self.map_runs[arn]))
+
     def follow(
         self,
         execution_arn: str,
@@ -332,6 +378,7 @@ class AwsEngine:
     ) -> AwsExecutionResult:
         """Wait for the end, passing each history event once, in order, to ``on_event``; deadline ``timeout_s``."""
         cursor = _HistoryCursor()
+        children: dict[str, _ChildCursor] = {}
 
         def observe(event: dict[str, Any]) -> None:
             started = event.get("mapRunStartedEventDetails") or {}
@@ -343,6 +390,7 @@ class AwsEngine:
         def after_poll() -> None:
             if cursor.map_runs:
                 self._map_run_counts(cursor)
+                self._follow_children(cursor, children, observe)
             if on_poll is not None:
                 on_poll()
 

@@ -64,6 +64,15 @@ def _lasting_arn(engine: Engine, outcome: Outcome) -> str | None:
 
 def _report_failure(args: argparse.Namespace, engine: Engine, outcome: Outcome) -> int:
     arn = _lasting_arn(engine, outcome)
+    pools: dict[str, Any] = {}
+    if outcome.failures or outcome.backups:
+        # Every pool was tried: say what happened to each before the one-line error.
+        if not args.quiet and not getattr(args, "json", False):
+            for b in outcome.backups:
+                err(f"backed up: {b['poolId']}  {b['uri']}  users={b['users']} verified")
+            for f in outcome.failures:
+                err(f"FAILED:    {f['poolId']}  {f['error']}: {f['message']}")
+        pools = {"backups": outcome.backups, "failures": outcome.failures}
     code = fail(
         args,
         exit_code_for(outcome.error),
@@ -71,6 +80,7 @@ def _report_failure(args: argparse.Namespace, engine: Engine, outcome: Outcome) 
         f"backup failed ({outcome.error}): {outcome.message}",
         executionArn=arn,
         durationSeconds=round(outcome.duration_s, 3),
+        **pools,
     )
     if arn:
         err(f"execution: {arn}")

@@ -9,12 +9,65 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
 _ENTERED = "StateEntered"
 _EXITED = "StateExited"
+# The synthetic event both engines pass to trackers after each poll, one per distributed Map Run: its label and
+# DescribeMapRun's item counts (ids and counts only). Not a Step Functions history event type.
+MAP_RUN_PROGRESS = "MapRunProgress"
+# States inside a distributed Map's children run the same task as their inline twins: progress counts them alike.
+_SAME_TASK = {"ExportShardUsers": "ExportUsers", "RestoreShardUsers": "RestoreUsers"}
+_COUNTS = ("total", "succeeded", "failed", "running", "pending")
+
+
+def map_run_label(map_run_arn: str) -> str:
+    """``arn:...:mapRun:<machine>/<label or id>:<run id>`` -> the Map's label (e.g. ExportShards)."""
+    resource = map_run_arn.split(":mapRun:", 1)[-1].rsplit(":", 1)[0]
+    return resource.rsplit("/", 1)[-1]
+
+
+def map_run_event(map_run_arn: str, counts: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "type": MAP_RUN_PROGRESS,
+        "mapRunProgressDetails": {
+            "mapRunArn": map_run_arn,
+            "label": map_run_label(map_run_arn),
+            **{k: int(counts.get(k) or 0) for k in _COUNTS},
+        },
+    }
+
+
+@dataclass
+class MapRuns:
+    """The latest item counts of each distributed Map Run, summed per label (one ExportShards run per pool)."""
+
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def update(self, event: Mapping[str, Any]) -> bool:
+        if event.get("type") != MAP_RUN_PROGRESS:
+            return False
+        details = event.get("mapRunProgressDetails") or {}
+        self.runs[str(details.get("mapRunArn"))] = dict(details)
+        return True
+
+    def by_label(self) -> dict[str, dict[str, int]]:
+        summed: dict[str, dict[str, int]] = {}
+        for run in self.runs.values():
+            counts = summed.setdefault(str(run.get("label")), dict.fromkeys(_COUNTS, 0))
+            for k in _COUNTS:
+                counts[k] += int(run.get(k) or 0)
+        return summed
+
+    def text(self) -> str:
+        parts = [
+            f"{label} {c['succeeded'] + c['failed']}/{c['total']}"
+            + (f" ({c['failed']} failed)" if c["failed"] else "")
+            for label, c in sorted(self.by_label().items())
+        ]
+        return f" | map runs: {', '.join(parts)}" if parts else ""
 
 
 def _output(event: dict[str, Any]) -> Any:
@@ -32,14 +85,15 @@ def _track(active: Counter[str], event: dict[str, Any]) -> str | None:
     """Counts the states running now; returns the name of a state that just exited, else None."""
     kind = str(event.get("type", ""))
     if kind.endswith(_ENTERED):
-        active[(event.get("stateEnteredEventDetails") or {}).get("name", "")] += 1
+        entered = str((event.get("stateEnteredEventDetails") or {}).get("name", ""))
+        active[_SAME_TASK.get(entered, entered)] += 1
         return None
     if not kind.endswith(_EXITED):
         return None
     name = str((event.get("stateExitedEventDetails") or {}).get("name", ""))
     if active[name] > 0:
         active[name] -= 1
-    return name
+    return _SAME_TASK.get(name, name)
 
 
 @dataclass
@@ -53,10 +107,13 @@ class BackupProgress:
     memberships: dict[tuple[str, int], int] = field(default_factory=dict)
     pools_verified: set[str] = field(default_factory=set)
     estimated_users: dict[str, int] = field(default_factory=dict)
+    map_runs: MapRuns = field(default_factory=MapRuns)
     events: int = 0
 
     def update(self, event: dict[str, Any]) -> None:
         self.events += 1
+        if self.map_runs.update(event):
+            return
         name = _track(self.active, event)
         if name is None:
             return
@@ -92,16 +149,23 @@ class BackupProgress:
         rate = self.users_exported / elapsed_s if elapsed_s > 0 else 0.0
         return (
             f"[{elapsed_s:6.1f}s] running: {running} | shards {len(self.shards_done)}/{total or '?'}"
-            f" | users {self.users_exported:,} ({rate:,.0f}/s{self._eta(rate)}) | memberships "
+            f" | users {self.users_exported:,} ({rate:,.0f}/s{self._eta(rate, elapsed_s)}) | memberships "
             f"{sum(self.memberships.values()):,} | pools verified {len(self.pools_verified)}"
+            f"{self.map_runs.text()}"
         )
 
-    def _eta(self, rate: float) -> str:
-        """Time left for the users, from Cognito's estimate of the pools' sizes (an estimate, so said as one)."""
-        left = sum(self.estimated_users.values()) - self.users_exported
-        if rate <= 0 or left <= 0 or len(self.shards_done) == sum(self.shards_total.values()):
+    def _eta(self, rate: float, elapsed_s: float) -> str:
+        """Time left for the users, from Cognito's estimate of the pools' sizes (an estimate, so said as one);
+        without one, from the share of shards done."""
+        total, done = sum(self.shards_total.values()), len(self.shards_done)
+        if done == total:
             return ""
-        return f", about {left / rate:,.0f}s left"
+        left = sum(self.estimated_users.values()) - self.users_exported
+        if rate > 0 and left > 0:
+            return f", about {left / rate:,.0f}s left"
+        if done and total > done and elapsed_s > 0:
+            return f", about {elapsed_s / done * (total - done):,.0f}s left"
+        return ""
 
 
 class Tracker(Protocol):
@@ -176,10 +240,13 @@ class RestoreProgress:
     shards_done: set[str] = field(default_factory=set)
     users: dict[str, dict[str, int]] = field(default_factory=dict)
     on_request: Callable[[str], None] | None = None
+    map_runs: MapRuns = field(default_factory=MapRuns)
     events: int = 0
 
     def update(self, event: dict[str, Any]) -> None:
         self.events += 1
+        if self.map_runs.update(event):
+            return
         name = _track(self.active, event)
         entered = (event.get("stateEnteredEventDetails") or {}).get("name")
         if entered == "RequestApproval" and self.request_id and self.on_request is not None:
@@ -220,5 +287,14 @@ class RestoreProgress:
             f"[{elapsed_s:6.1f}s] running: {running}{waiting} | shards {len(self.shards_done)}/"
             f"{self.shards_total or '?'} | users created {self.total('created'):,}, existing "
             f"{self.total('existing'):,}, failed {self.total('failed'):,}"
-            f" | memberships added {self.total('membershipsAdded'):,}"
+            f" | memberships added {self.total('membershipsAdded'):,}{self._rate(elapsed_s)}"
+            f"{self.map_runs.text()}"
         )
+
+    def _rate(self, elapsed_s: float) -> str:
+        users = self.total("created") + self.total("existing")
+        done, total = len(self.shards_done), self.shards_total
+        if elapsed_s <= 0 or not users:
+            return ""
+        eta = f", about {elapsed_s / done * (total - done):,.0f}s left" if done and total > done else ""
+        return f" ({users / elapsed_s:,.0f} users/s{eta})"

@@ -65,6 +65,8 @@ class Outcome:
     error: str | None = None
     message: str | None = None
     backups: list[dict[str, Any]] = field(default_factory=list)
+    # Pools of a backup run without a verified backup (error and message each), when the run failed for them.
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def succeeded(self) -> bool:
@@ -136,7 +138,16 @@ def _run(
     )
     if not outcome.succeeded:
         outcome.message = failure_message(result.error, result.cause)
+        outcome.output = _cause_document(result.cause)
     return outcome
+
+
+def _cause_document(cause: str | None) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(cause or "")
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def run_restore(
@@ -172,6 +183,19 @@ def run_backup(
     arn = engine.deploy("backup", _storage_substitutions(storage))
     payload = {"poolIds": pool_ids, "allPools": all_pools}
     outcome = _run(engine, arn, payload, on_event, timeout_s, on_poll)
+    if outcome.error == errors.PoolBackupsFailed.__name__ and isinstance(outcome.output, dict):
+        # Some pools failed after every pool was tried: the run's summary lists each pool's outcome.
+        from pipeline.backup import run_objects
+        from pipeline.core.aws import default_clients
+
+        key = str(outcome.output.get("summaryKey") or "")
+        every = run_objects.read_summary(default_clients(), storage["bucket"], key) if key else []
+        outcome.backups = [dict(b) for b in every if b.get("verified") is True]
+        outcome.failures = [dict(b) for b in every if b.get("verified") is not True]
+        kinds = {str(f.get("error")) for f in outcome.failures}
+        if not outcome.backups and len(kinds) == 1:
+            # Nothing was backed up, all for one reason: that reason decides the exit code (e.g. integrity: 4).
+            outcome.error = kinds.pop()
     if outcome.succeeded:
         out = outcome.output if isinstance(outcome.output, dict) else {}
         backups = out.get("backups") or []

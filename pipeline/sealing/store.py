@@ -18,6 +18,7 @@ from typing import Any
 
 import botocore.exceptions
 
+from pipeline.core import metrics
 from pipeline.core.aws import Clients, error_code, sdk_errors
 from pipeline.core.errors import AccessDenied, BucketNotFound, IntegrityError, KeyAccessDenied
 from pipeline.core.layout import BackupLocation
@@ -75,6 +76,7 @@ def put_sealed(
             ChecksumSHA256=base64.b64encode(digest.digest()).decode("ascii"),
             Metadata={"records": str(len(records)), "sha256": digest.hexdigest()},
         )
+    metrics.count_written(len(blob))
     return StoredObject(key=key, name=name, sha256=digest.hexdigest(), size=len(blob), records=len(records))
 
 

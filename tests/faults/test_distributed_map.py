@@ -155,12 +155,13 @@ def test_a_failed_shard_in_the_distributed_map_fails_the_backup(
     assert result.status == "FAILED"
     # On AWS the Map itself fails (States.ExceedToleratedFailureThreshold). moto's interpreter lets a failed child
     # come back as null while the Map succeeds: WriteManifest's own check of every planned shard stops it there,
-    # inside the pool's child execution, and CollectBackups's check of every pool stops the run.
+    # inside the pool's child execution, which reports the pool's failure, and the run fails for it.
     ((_, written),) = payloads.of("WriteManifest")
     assert written["errorType"] == "IncompleteBackup"
     assert "1 of 16 shards did not report completion" in written["cause"]
-    assert result.error == "IncompleteBackup", result.cause
-    assert "1 of 1 pools did not report a verified backup" in str(result.cause)
+    assert result.error == "PoolBackupsFailed", result.cause
+    assert "1 of 1 pools have no verified backup" in str(result.cause)
+    assert "IncompleteBackup (1 of 16 shards did not report completion)" in str(result.cause)
     assert "CollectBackups" in _entered(world, execution)
     listed = world.clients.s3.list_objects_v2(Bucket=world.account.storage["bucket"])
     assert not [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith("manifest.json")]

@@ -102,3 +102,12 @@ def policy_documents(template: dict[str, Any]) -> list[tuple[str, str, dict[str,
         elif kind == "AWS::KMS::Key":
             docs.append((lid, kind, props["KeyPolicy"]))
     return docs
+
+
+def role_name_of(res: dict[str, Any]) -> str | None:
+    """A role's name as deployed in any Region: ``<stack>-{Region}-<suffix>`` (infra.naming)."""
+    name = res["Properties"].get("RoleName")
+    if isinstance(name, dict) and "Fn::Join" in name:
+        sep, parts = name["Fn::Join"]
+        return str(sep).join("{Region}" if p == {"Ref": "AWS::Region"} else str(p) for p in parts)
+    return name if isinstance(name, str) else None

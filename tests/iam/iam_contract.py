@@ -370,6 +370,8 @@ def authorizations(call: Call, world: World) -> list[Authorization]:
         if call.operation not in _STATES_RESOURCE:
             raise UnmappedCall(f"Step Functions operation {call.operation}")
         param = _STATES_RESOURCE[call.operation]
+        if call.operation == "ListExecutions" and "mapRunArn" in p:
+            param = "mapRunArn"  # a Map Run's children: authorised on the mapRun resource
         found = [Authorization(f"states:{call.operation}", p[param] if param else "*")]
     elif call.service == "sns" and call.operation == "Publish":
         found = [Authorization("sns:Publish", p["TopicArn"], {}, f"sns:{p['TopicArn']}")]

@@ -25,7 +25,7 @@ import boto3
 import moto  # noqa: F401 - moto's hook must be in botocore's built-in handlers before the recorder's
 import pytest
 
-from infra.access import APPROVER_ROLE_NAME, OPERATOR_ROLE_NAME
+from infra.access import APPROVER_ROLE_SUFFIX, OPERATOR_ROLE_SUFFIX
 from infra.permissions import TASK_NEEDS, TaskNeeds
 from pipeline.cognito import throttle
 from pipeline.core import task_names
@@ -326,11 +326,13 @@ def _principal(template: ResolvedTemplate, actor: str) -> tuple[str, str]:
     if kind == "task":
         role = template.role_of_function(task_names.function_name(name))
     else:
-        wanted = OPERATOR_ROLE_NAME if kind == OPERATOR else APPROVER_ROLE_NAME
+        suffix = OPERATOR_ROLE_SUFFIX if kind == OPERATOR else APPROVER_ROLE_SUFFIX
+        wanted = f"CognitoBackuperStack-{template.resolve({'Ref': 'AWS::Region'})}-{suffix}"
         role = next(
             lid
             for lid, res in template.resources.items()
-            if res["Type"] == "AWS::IAM::Role" and res["Properties"].get("RoleName") == wanted
+            if res["Type"] == "AWS::IAM::Role"
+            and template.resolve(res["Properties"].get("RoleName")) == wanted
         )
     role_name = template.role_arn(role).rsplit("/", 1)[-1]
     return role, f"arn:aws:sts::{ACCOUNT}:assumed-role/{role_name}/{kind}-session"

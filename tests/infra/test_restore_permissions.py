@@ -10,7 +10,7 @@ import pytest
 from pipeline.core.task_names import function_name
 from pipeline.operator.aws_engine import STACK_NAME, output_name
 from pipeline.restore.approval import TOPIC_ENV
-from tests.helpers.synth import Synth, as_list, statements
+from tests.helpers.synth import Synth, as_list, role_name_of, statements
 
 
 def _function(synth: Synth, task: str) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def _actions(stmts: list[dict[str, Any]]) -> set[str]:
 
 def _role_lid(synth: Synth, name: str) -> str:
     for lid, res in synth.resources("AWS::IAM::Role").items():
-        if res["Properties"].get("RoleName") == name:
+        if role_name_of(res) == f"CognitoBackuperStack-{{Region}}-{name}":
             return lid
     raise AssertionError(f"no role {name}")
 
@@ -123,14 +123,14 @@ def test_request_approval_gets_the_topic_under_the_name_the_pipeline_reads(defau
 
 
 def test_operator_may_start_but_not_decide(default_synth: Synth) -> None:
-    actions = _actions(_role_statements(default_synth, _role_lid(default_synth, "cognito-backuper-operator")))
+    actions = _actions(_role_statements(default_synth, _role_lid(default_synth, "operator")))
     assert {"states:StartExecution", "states:GetExecutionHistory", "cloudformation:DescribeStacks"} <= actions
     assert not {"states:SendTaskSuccess", "states:SendTaskFailure"} & actions
     assert _cognito_writes(actions) == set()
 
 
 def test_approver_may_decide_but_not_start(default_synth: Synth) -> None:
-    lid = _role_lid(default_synth, "cognito-backuper-approver")
+    lid = _role_lid(default_synth, "approver")
     stmts = _role_statements(default_synth, lid)
     actions = _actions(stmts)
     assert {"states:SendTaskSuccess", "states:SendTaskFailure", "s3:GetObject"} <= actions
@@ -143,7 +143,7 @@ def test_approver_may_decide_but_not_start(default_synth: Synth) -> None:
 
 
 def test_approver_key_use_is_bound_to_approval_contexts(default_synth: Synth) -> None:
-    lid = _role_lid(default_synth, "cognito-backuper-approver")
+    lid = _role_lid(default_synth, "approver")
     found = []
     for key in default_synth.resources("AWS::KMS::Key").values():
         for stmt in statements(key["Properties"]["KeyPolicy"]):
@@ -155,7 +155,7 @@ def test_approver_key_use_is_bound_to_approval_contexts(default_synth: Synth) ->
     assert "kms:EncryptionContextKeys" in conditions and "kms:ViaService" in conditions
 
 
-@pytest.mark.parametrize("role", ["cognito-backuper-operator", "cognito-backuper-approver"])
+@pytest.mark.parametrize("role", ["operator", "approver"])
 def test_people_roles_need_a_source_identity(default_synth: Synth, role: str) -> None:
     trust = default_synth.template["Resources"][_role_lid(default_synth, role)]["Properties"]
     (assume,) = [s for s in statements(trust["AssumeRolePolicyDocument"]) if s["Action"] == "sts:AssumeRole"]
@@ -185,5 +185,5 @@ def test_access_roles_can_be_left_out(tmp_path: Any) -> None:
     from tests.helpers.synth import synth as _synth
 
     synth = _synth(tmp_path, {"accessRoles": "false"})
-    names = {r["Properties"].get("RoleName") for r in synth.resources("AWS::IAM::Role").values()}
-    assert "cognito-backuper-operator" not in names and "cognito-backuper-approver" not in names
+    names = {role_name_of(r) for r in synth.resources("AWS::IAM::Role").values()}
+    assert not {"CognitoBackuperStack-{Region}-operator", "CognitoBackuperStack-{Region}-approver"} & names

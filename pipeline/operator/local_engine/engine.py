@@ -48,6 +48,7 @@ from pipeline.operator.local_engine.lambda_endpoint import (
     task_registry,
 )
 from pipeline.operator.local_engine.quiet import interpreter_logs_demoted
+from pipeline.operator.progress import map_run_event
 
 if TYPE_CHECKING:
     from moto.core.config import DefaultConfig
@@ -377,6 +378,9 @@ class LocalEngine:
         def poll() -> None:
             while on_event is not None and not seen.empty():
                 on_event(seen.get())
+            if on_event is not None:
+                for event in self._map_run_events(execution_arn):
+                    on_event(event)
             if on_poll is not None:
                 on_poll()
 
@@ -401,6 +405,21 @@ class LocalEngine:
         return ExecutionResult(
             status=done.status, output=done.output, error=done.error, cause=done.cause, events=done.events
         )
+
+    def _map_run_events(self, execution_arn: str) -> list[dict[str, Any]]:
+        """DescribeMapRun's item counts of the execution's distributed Map Runs, as the AWS engine reports them."""
+        try:
+            runs = self.stepfunctions.list_map_runs(executionArn=execution_arn).get("mapRuns", [])
+            return [
+                map_run_event(
+                    run["mapRunArn"],
+                    self.stepfunctions.describe_map_run(mapRunArn=run["mapRunArn"]).get("itemCounts") or {},
+                )
+                for run in runs
+            ]
+        except (botocore.exceptions.ClientError, AttributeError):
+            # moto raises AttributeError for an execution whose interpreter has not set up yet: no runs so far.
+            return []
 
 
 def _read_asl(name: str) -> str:

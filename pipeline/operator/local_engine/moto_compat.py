@@ -17,6 +17,11 @@ anything runs alone. A Map of export tasks only reads, so its shards no longer q
 4. SendTaskFailure's ``cause``. moto 5.2.5's HTTP layer reads only ``error`` and drops the cause, which Step
 Functions hands to the Catch as ``$.error.Cause``; a rejection carries the rejecting person's identity proof
 there (pipeline.restore.approval.decide). The shim passes the cause through, as the service does.
+
+5. ListExecutions with ``mapRunArn``. AWS lists a distributed Map Run's child executions; moto ignores the
+parameter and fails without a ``stateMachineArn``. moto keeps those children to itself (no execution, no
+history), so the shim answers what moto can: no executions. Progress counts the children's work from the task
+results the local engine sees (:mod:`.hidden_tasks`) and the Map Run's counts from DescribeMapRun.
 """
 
 from __future__ import annotations
@@ -57,6 +62,25 @@ def install() -> None:
     _install_task_failure_cause()
     _install_cognito_lock()
     moto_paging.install()
+    _install_map_run_children()
+
+
+def _install_map_run_children() -> None:
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    cls: Any = StepFunctionResponse
+    if getattr(cls, _MARK + "_map_runs", False):
+        return
+    original = cls.list_executions
+
+    def list_executions(self: Any) -> Any:
+        if self._get_param("mapRunArn") and not self._get_param("stateMachineArn"):
+            return ActionResult({"executions": []})
+        return original(self)
+
+    cls.list_executions = list_executions
+    setattr(cls, _MARK + "_map_runs", True)
 
 
 def _install_cognito_lock() -> None:
