@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from pipeline.core.task_names import function_name
-from tests.helpers.synth import Synth, as_list, policy_documents, role_name_of, statements
+from tests.helpers.synth import Synth, as_list, policy_documents, statements
 
 BACKUP_TASKS = [
     "EnumeratePools",
