@@ -13,10 +13,16 @@ reads (the List, Describe and Get actions, which only iterate) run side by side,
 anything runs alone. A Map of export tasks only reads, so its shards no longer queue behind one another.
 
 3. O(page) paging of ListUsers and ListUsersInGroup (:mod:`.moto_paging`), which moto makes quadratic.
+
+4. Atomic DynamoDB writes. DynamoDB applies a conditional write to an item atomically; moto checks the condition
+and writes in separate steps, so two threads can both pass a version check (measured: 800 successful
+conditional increments left the counter at 775). The shared rate budget (pipeline.cognito.shared_budget) relies
+on that atomicity, so each emulated DynamoDB request runs alone.
 """
 
 from __future__ import annotations
 
+import threading
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -25,6 +31,7 @@ from pipeline.operator.local_engine.rwlock import ReadWriteLock
 
 _MARK = "_cognito_backuper_compat"
 _COGNITO_LOCK = ReadWriteLock()
+_DYNAMODB_LOCK = threading.Lock()
 
 
 def _camel(key: str) -> str:
@@ -51,7 +58,24 @@ def install() -> None:
     """Every shim, once per process."""
     _install_sfn_integration()
     _install_cognito_lock()
+    install_dynamodb_lock()
     moto_paging.install()
+
+
+def install_dynamodb_lock() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+
+    cls: Any = DynamoHandler
+    if getattr(cls, _MARK, False):
+        return
+    original = cls.call_action
+
+    def call_action(self: Any) -> Any:
+        with _DYNAMODB_LOCK:
+            return original(self)
+
+    cls.call_action = call_action
+    setattr(cls, _MARK, True)
 
 
 def _install_cognito_lock() -> None:
