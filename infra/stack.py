@@ -11,8 +11,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.access import AccessRoles
-from infra.asl import PROJECT_ROOT, MachineSpec, all_tasks, concurrent_cognito_tasks, discover
+from infra.asl import PROJECT_ROOT, MachineSpec, all_tasks, discover
 from infra.audit import AuditTrail, cross_account_restore_role
+from infra.budget import RateBudgetTable
 from infra.bundling import PipLocalBundling
 from infra.functions import PYTHON_VERSION, Targets, TaskFunction, function_code
 from infra.monitoring import Alerts, Notifications, dashboard
@@ -58,12 +59,14 @@ class CognitoBackuperStack(Stack):
 
         self.storage = BackupStorage(self, "Storage", settings=settings)
         self.notifications = Notifications(self, "Notifications", email=settings.notification_email)
+        self.rate_budget = RateBudgetTable(self, "RateBudget")
         targets = Targets(
             bucket=self.storage.bucket,
             prefix=settings.backup_prefix,
             key=self.storage.key,
             topic=self.notifications.topic,
             topic_key=self.notifications.key,
+            budget_table=self.rate_budget.table,
         )
 
         code = function_code(project_root, PipLocalBundling(project_root, PYTHON_VERSION))
@@ -75,7 +78,8 @@ class CognitoBackuperStack(Stack):
                 code=code,
                 targets=targets,
                 log_retention=retention,
-                quota_fraction=DEFAULT_FRACTION / concurrent_cognito_tasks(specs),
+                # One table-backed budget for every task: the whole share, not a 1/N slice each.
+                quota_fraction=DEFAULT_FRACTION,
             )
             for task in all_tasks(specs)
         }

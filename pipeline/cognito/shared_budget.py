@@ -45,6 +45,8 @@ from pipeline.core.errors import InvalidRequest, PipelineError
 T = TypeVar("T")
 
 TABLE_ENV = BUDGET_TABLE_ENV
+# The table's name in the local engine (the stack lets CloudFormation name it).
+LOCAL_TABLE = "cognito-backuper-rate-budget"
 KEY = "category"
 
 # The adaptive rule (see the module docstring). WINDOW_S and MIN_SAMPLES: a window closes after both.

@@ -372,14 +372,7 @@ class RateBudget:
             }
 
 
-@functools.cache
-def default_budget() -> RateBudget:
-    """The budget shared by every Cognito client in this process (all concurrent tasks draw from it).
-
-    With a table named in ``COGNITO_BACKUPER_BUDGET_TABLE`` (the deployed stack, the embedded local engine) the
-    buckets are shared by every process of the deployment (:mod:`pipeline.cognito.shared_budget`); without one
-    (the library, unit tests) they live in this process.
-    """
+def _rate_settings() -> tuple[float, float | None]:
     raw = os.environ.get(FRACTION_ENV, "")
     try:
         fraction = float(raw) if raw else DEFAULT_FRACTION
@@ -392,12 +385,31 @@ def default_budget() -> RateBudget:
         raise InvalidRequest(f"{MAX_RPS_ENV} must be a positive number") from exc
     if max_rps is not None and max_rps <= 0:
         raise InvalidRequest(f"{MAX_RPS_ENV} must be a positive number")
-    table = os.environ.get(BUDGET_TABLE_ENV, "")
-    if table:
-        from pipeline.cognito import shared_budget
+    return fraction, max_rps
 
-        return shared_budget.for_table(table, fraction=fraction, max_rps=max_rps)
+
+@functools.cache
+def default_budget() -> RateBudget:
+    """The budget shared by every Cognito client in this process (all concurrent tasks draw from it)."""
+    fraction, max_rps = _rate_settings()
     return RateBudget(fraction=fraction, max_rps=max_rps)
+
+
+@functools.cache
+def task_budget() -> RateBudget:
+    """The budget of the task handlers' clients (:func:`pipeline.core.aws.default_clients`).
+
+    With a table named in ``COGNITO_BACKUPER_BUDGET_TABLE`` (the deployed stack's Lambdas, the embedded local
+    engine's tasks) it is shared by every task process of the deployment (:mod:`pipeline.cognito.shared_budget`);
+    without one it is :func:`default_budget`. The operator's own commands always use :func:`default_budget`.
+    """
+    table = os.environ.get(BUDGET_TABLE_ENV, "")
+    if not table:
+        return default_budget()
+    from pipeline.cognito import shared_budget
+
+    fraction, max_rps = _rate_settings()
+    return shared_budget.for_table(table, fraction=fraction, max_rps=max_rps)
 
 
 _POOL_CONTEXT_KEY = "cognito_backuper_pool_id"
