@@ -84,12 +84,22 @@ class Lease:
 
 
 def take(
-    state: BucketState, now: float, n: int, *, ceiling: float, burst: float
+    state: BucketState, now: float, n: int, *, ceiling: float, burst: float, horizon: float = math.inf
 ) -> tuple[BucketState, Lease]:
-    """Refill to ``now`` and reserve ``n`` tokens; token k is due when the refill has paid for it."""
+    """Refill to ``now`` and reserve up to ``n`` tokens; token k is due when the refill has paid for it.
+
+    No more than what falls due within ``horizon`` seconds is reserved, and when others already wait (the bucket
+    is in debt: a process leases again only when its own tokens have all fallen due) a lease is one token, so
+    every process gets its turn, one token each, in arrival order.
+    """
     now = max(now, state.stamp)  # another process's clock a little ahead: never refill backwards
     rate = min(state.rate, ceiling)
     before = min(burst, state.tokens + (now - state.stamp) * rate)
+    if before < 0:
+        # Another process holds tokens not yet due: it waits too. One token each keeps the turns fair.
+        n = 1
+    elif horizon != math.inf:
+        n = max(1, min(n, math.floor(before + rate * horizon)))
     due = tuple(now + max(0.0, (k - before) / rate) for k in range(1, n + 1))
     new = replace(state, tokens=before - n, stamp=now, rate=rate, version=state.version + 1)
     return new, Lease(due, rate)
@@ -285,7 +295,7 @@ class SharedRateBudget(RateBudget):
         fraction: float = 1.0,
         max_rps: float | None = None,
         quotas: Mapping[str, float] = QUOTA_RPS,
-        lease_s: float = 0.25,
+        lease_s: float = 0.5,
         max_lease: int = 10,
         ttl: float = 1.0,
         burst_s: float = 0.0,
@@ -308,6 +318,10 @@ class SharedRateBudget(RateBudget):
         self._ok: Counter[str] = Counter()
         self._category_locks: dict[str, threading.Lock] = {}
         self.expired: Counter[str] = Counter()  # leased tokens dropped unused (too late to be safe)
+        # This process's own pace per category (mean seconds between acquires): a lease covers about
+        # ``lease_s`` of it, so a slow process does not reserve tokens it would use too late.
+        self._last: dict[str, float] = {}
+        self._interval: dict[str, float] = {}
 
     def ceiling(self, category: str) -> float:
         return self.ceilings.get(category, self.ceilings[UNCATEGORIZED])
@@ -330,7 +344,12 @@ class SharedRateBudget(RateBudget):
 
     def _lease(self, category: str) -> deque[float]:
         ceiling, burst = self.ceiling(category), self._category_burst(category)
-        n = max(1, min(self._max_lease, math.ceil(self.rate(category) * self._lease_s)))
+        with self._lock:
+            interval = self._interval.get(category)
+        pace = (
+            self.rate(category) if interval is None else min(self.rate(category), 1.0 / max(interval, 1e-3))
+        )
+        n = 1 if interval is None else max(1, min(self._max_lease, math.floor(pace * self._lease_s)))
         with self._lock:
             ok, self._ok[category] = self._ok[category], 0
 
@@ -339,14 +358,24 @@ class SharedRateBudget(RateBudget):
             current = state or BucketState.fresh(now, ceiling, burst)
             if ok:
                 current = report(current, now, ok, 0, ceiling=ceiling, floor=self._floor, burst=burst)
-            return take(current, now, n, ceiling=ceiling, burst=burst)
+            return take(current, now, n, ceiling=ceiling, burst=burst, horizon=self._lease_s)
 
         lease = self.store.update(category, change)
         with self._lock:
             self._rates[category] = lease.rate
         return deque(lease.due)
 
+    def _note_pace(self, category: str, now: float) -> None:
+        with self._lock:
+            last = self._last.get(category)
+            self._last[category] = now
+            if last is not None:
+                gap = now - last
+                previous = self._interval.get(category)
+                self._interval[category] = gap if previous is None else 0.7 * previous + 0.3 * gap
+
     def _next_due(self, category: str) -> float:
+        self._note_pace(category, self._clock())
         with self._category_lock(category):
             held = self._held.get(category)
             while True:
