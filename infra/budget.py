@@ -1,7 +1,7 @@
 """The deployment's shared Cognito rate budget: one small on-demand DynamoDB table (pipeline.cognito.shared_budget).
 
-Every task that calls Cognito leases tokens from it with conditional UpdateItem (and GetItem on its first use of a
-category), so the quota share is spread over the tasks running at the moment, not split in fixed slices.
+Every task that calls Cognito leases tokens from it with conditional UpdateItem, so the quota share is spread over
+the tasks running at the moment, not split in fixed slices.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from constructs import Construct
 
 from pipeline.cognito import shared_budget
 
-TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
+# UpdateItem only: a failed conditional write returns the current item (pipeline.cognito.shared_budget).
+TABLE_ACTIONS = ("dynamodb:UpdateItem",)
 
 
 class RateBudgetTable(Construct):

@@ -15,7 +15,7 @@ Cognito quota category, so whoever is running gets the whole share.
   successes per second), at most halving it; a window below that raises it by ``INCREASE`` up to the ceiling. A
   random throttle is not saturation: it leaves the rate alone, or cuts it to what was being used anyway.
 - **Stores.** :class:`DynamoBucketStore` keeps one item per category in a DynamoDB table (conditional UpdateItem on
-  a version number, ``ReturnValuesOnConditionCheckFailure`` to retry from the current item without a GetItem);
+  a version number, ``ReturnValuesOnConditionCheckFailure`` to retry from the current item: no GetItem);
   :class:`MemoryBucketStore` is the same logic in one process (the benchmark's model of the table).
 """
 
@@ -206,7 +206,8 @@ class DynamoBucketStore:
     The write is one UpdateItem conditioned on the version read before (or on the item's absence). A lost race
     fails with ConditionalCheckFailedException carrying the current item (ReturnValuesOnConditionCheckFailure
     ALL_OLD), and the change is recomputed from it, so an update usually costs one request and a contended one two.
-    The last item seen is kept per category to skip the read.
+    The last item seen is kept per category; the first write of a process assumes the item absent, so no
+    GetItem is ever needed (and none is granted).
     """
 
     MAX_CONFLICTS = 100
@@ -224,16 +225,6 @@ class DynamoBucketStore:
             self.requests += 1
             self.conflicts += conflict
 
-    def _read(self, category: str) -> BucketState | None:
-        self._count()
-        try:
-            answer = self._client.get_item(
-                TableName=self._table, Key={KEY: {"S": category}}, ConsistentRead=True
-            )
-        except botocore.exceptions.ClientError as exc:
-            raise self._error(exc) from exc
-        return _from_item(answer.get("Item"))
-
     def _error(self, exc: botocore.exceptions.ClientError) -> BudgetTableError:
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "ResourceNotFoundException":
@@ -242,10 +233,8 @@ class DynamoBucketStore:
 
     def update(self, category: str, change: Callable[[BucketState | None], tuple[BucketState, T]]) -> T:
         with self._lock:
-            known = category in self._seen
+            # Never read: a first write assumes the item absent, and a lost bet returns the current item.
             state = self._seen.get(category)
-        if not known:
-            state = self._read(category)
         for _ in range(self.MAX_CONFLICTS):
             new, result = change(state)
             item = _to_item(new)
@@ -269,8 +258,11 @@ class DynamoBucketStore:
                 if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                     raise self._error(exc) from exc
                 self._count(conflict=True)
-                returned = _from_item(exc.response.get("Item"))  # type: ignore[arg-type]
-                state = returned if returned is not None else self._read(category)
+                state = _from_item(exc.response.get("Item"))  # type: ignore[arg-type]
+                if state is None:
+                    raise BudgetTableError(
+                        f"the rate budget table {self._table} returned no item on a failed condition"
+                    ) from exc
                 continue
             self._count()
             with self._lock:

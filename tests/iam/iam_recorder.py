@@ -52,6 +52,7 @@ _KEPT = frozenset(
         "KeyId",
         "EncryptionContext",
         "UserPoolId",
+        "TableName",
         "stateMachineArn",
         "executionArn",
         "mapRunArn",
