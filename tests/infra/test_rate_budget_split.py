@@ -72,7 +72,8 @@ def test_cognito_tasks_share_one_table_with_the_whole_share_and_others_none(defa
     ):
         env = _env(default_synth, task)
         assert float(env[FRACTION_ENV]) == DEFAULT_FRACTION  # not a 1/12 slice
-        assert env[BUDGET_TABLE_ENV] == {"Ref": table_id}
+        table_ref: object = env[BUDGET_TABLE_ENV]  # a CloudFormation Ref in the template, not a string
+        assert table_ref == {"Ref": table_id}
     assert FRACTION_ENV not in _env(default_synth, "PlanShards")
     assert BUDGET_TABLE_ENV not in _env(default_synth, "PlanShards")
 
