@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -25,7 +26,8 @@ from bench.emulator import CognitoClient, Emulator, Pool, global_limiter, pipeli
 from bench.vclock import VirtualClock
 from pipeline.backup import steps as backup
 from pipeline.cognito import reading as cognito_read
-from pipeline.cognito import shards
+from pipeline.cognito import shards, throttle
+from pipeline.cognito.shared_budget import MemoryBucketStore, SharedRateBudget
 from pipeline.core.aws import Clients
 from pipeline.core.contracts import (
     GroupSlice,
@@ -43,6 +45,46 @@ S3_PUT_LATENCY_S = 0.05
 KMS_LATENCY_S = 0.01
 TASK_BUDGET_S = 300.0  # pipeline.core.lambda_runtime.MAX_SLICE_S: what a 15-minute ExportUsers task pages for
 REFERENCE_TPS = 10.0
+DYNAMODB_LATENCY_S = 0.008  # assumed: one UpdateItem round trip from Lambda in the same Region
+DEPLOYED_FRACTION = throttle.DEFAULT_FRACTION
+# How the stack limits its Lambdas (infra/stack.py): "shared" one table-backed budget for every invocation (as
+# deployed now); "slices" each invocation alone with fraction / tasks-at-once (the stack before the shared
+# budget); "ideal" one in-process budget for every worker (no Lambda boundaries: the comparison's ideal).
+TOPOLOGIES = ("shared", "slices", "ideal")
+
+
+class Budgets:
+    """The rate budget each Lambda invocation gets under one topology."""
+
+    def __init__(self, clock: VirtualClock, topology: str, fraction: float, tasks_at_once: int) -> None:
+        if topology not in TOPOLOGIES:
+            raise ValueError(topology)
+        self.clock = clock
+        self.topology = topology
+        self.fraction = fraction
+        self.tasks_at_once = tasks_at_once
+        self.store = MemoryBucketStore(latency=DYNAMODB_LATENCY_S, sleep=clock.sleep)
+        self._ideal = pipeline_budget(clock, fraction)
+        self.unused = 0
+        self.expired = 0
+
+    def new(self) -> throttle.RateBudget:
+        if self.topology == "ideal":
+            return self._ideal
+        if self.topology == "slices":
+            return pipeline_budget(self.clock, self.fraction / self.tasks_at_once)
+        return SharedRateBudget(
+            self.store, fraction=self.fraction, clock=self.clock.now, sleep=self.clock.sleep
+        )
+
+    def done(self, budget: throttle.RateBudget) -> None:
+        if isinstance(budget, SharedRateBudget):
+            self.unused += budget.unused()
+            self.expired += sum(budget.expired.values())
+
+    @property
+    def store_requests(self) -> int:
+        return self.store.requests
 
 
 @dataclass
@@ -66,6 +108,10 @@ class Run:
     extrapolated_from: int | None = None  # users actually run, when the numbers are scaled up
     workers: int = 1
     shards: int = 1
+    topology: str = ""
+    store_requests: int = 0  # the shared budget's DynamoDB requests
+    unused_tokens: int = 0  # leased by an invocation that ended before using them
+    max_invocation_s: dict[str, float] = field(default_factory=dict)  # the longest invocation per task kind
 
     @property
     def total_calls(self) -> int:
@@ -141,19 +187,45 @@ def _job(pool_id: str) -> PoolJob:
 
 
 class _Invoker:
-    """One Lambda invocation per call: the invoke overhead, and its billed (virtual) duration per task kind."""
+    """One Lambda invocation per call: the invoke overhead, its billed (virtual) duration per task kind, and the
+    invocation's own rate budget (``budgets``) in the Clients handed to ``fn``."""
 
-    def __init__(self, clock: VirtualClock) -> None:
+    def __init__(
+        self, clock: VirtualClock, emulator: Emulator | None = None, budgets: Budgets | None = None
+    ) -> None:
         self.clock = clock
+        self.emulator = emulator
+        self.budgets = budgets
+        self.storage = _Storage(clock)
         self.count: Counter[str] = Counter()
         self.seconds: Counter[str] = Counter()
+        self.longest: dict[str, float] = {}
+        self._lock = threading.Lock()
 
-    def __call__(self, kind: str, fn: Callable[[], Any]) -> Any:
+    def clients(self, budget: throttle.RateBudget) -> Clients:
+        assert self.emulator is not None
+        return Clients(
+            cognito=cast(Any, CognitoClient(self.emulator, budget=budget)),
+            s3=cast(Any, self.storage),
+            kms=cast(Any, self.storage),
+            sts=cast(Any, None),
+            region="us-east-1",
+        )
+
+    def __call__(self, kind: str, fn: Callable[..., Any]) -> Any:
         self.clock.sleep(INVOKE_OVERHEAD_S)
         start = self.clock.now()
-        result = fn()
-        self.count[kind] += 1
-        self.seconds[kind] += self.clock.now() - start  # type: ignore[assignment]
+        if self.budgets is None:
+            result = fn()
+        else:
+            budget = self.budgets.new()
+            result = fn(self.clients(budget))
+            self.budgets.done(budget)
+        took = self.clock.now() - start
+        with self._lock:
+            self.count[kind] += 1
+            self.seconds[kind] += took  # type: ignore[assignment]
+            self.longest[kind] = max(self.longest.get(kind, 0.0), took)
         return result
 
 
@@ -164,28 +236,25 @@ def backup_pipeline(
     concurrency: int | None = None,
     slice_concurrency: int | None = None,
     label: str = "a",
+    topology: str = "ideal",
+    fraction: float = 1.0,
+    tasks_at_once: int = 12,
 ) -> Run:
     """(a): CapturePoolConfig, PlanShards, then side by side (the ExportUsersAndMemberships Parallel state) the
     ExportShards Map of ExportUsers loops and the ExportGroupSlices Map of ExportGroupMemberships loops.
 
-    ``concurrency`` and ``slice_concurrency`` cap the two Maps (None: every item at once).
+    ``concurrency`` and ``slice_concurrency`` cap the two Maps (None: every item at once). Each invocation gets
+    its rate budget from ``topology`` (:class:`Budgets`).
     """
     clock = emulator.clock
-    budget = pipeline_budget(clock)
-    storage = _Storage(clock)
-    clients = Clients(
-        cognito=cast(Any, CognitoClient(emulator, budget=budget)),
-        s3=cast(Any, storage),
-        kms=cast(Any, storage),
-        sts=cast(Any, None),
-        region="us-east-1",
-    )
-    invoke = _Invoker(clock)
+    budgets = Budgets(clock, topology, fraction, tasks_at_once)
+    invoke = _Invoker(clock, emulator, budgets)
+    storage = invoke.storage
     job = _job(pool_id)
     with _Measure(emulator) as m:
         state: PoolState = {"job": job}
-        state["config"] = invoke("CapturePoolConfig", lambda: backup.capture_config(clients, job))
-        state["plan"] = invoke("PlanShards", lambda: backup.plan(state))
+        state["config"] = invoke("CapturePoolConfig", lambda clients: backup.capture_config(clients, job))
+        state["plan"] = invoke("PlanShards", lambda _clients: backup.plan(state))
 
         def export_shard(shard: str) -> UserCursor:
             cursor: UserCursor = {"part": 0, "nextToken": None, "users": 0, "done": False}
@@ -193,8 +262,8 @@ def backup_pipeline(
                 shard_state: ShardState = {"job": job, "shard": shard, "cursor": cursor}
                 cursor = invoke(
                     "ExportUsers",
-                    functools.partial(
-                        backup.export_users, clients, shard_state, TASK_BUDGET_S, clock=clock.now
+                    lambda clients, s=shard_state: backup.export_users(
+                        clients, s, TASK_BUDGET_S, clock=clock.now
                     ),
                 )
             return cursor
@@ -211,8 +280,8 @@ def backup_pipeline(
                 slice_state: SliceState = {"job": job, "slice": group_slice, "cursor": cursor}
                 cursor = invoke(
                     "ExportGroupMemberships",
-                    functools.partial(
-                        backup.export_memberships, clients, slice_state, TASK_BUDGET_S, clock=clock.now
+                    lambda clients, s=slice_state: backup.export_memberships(
+                        clients, s, TASK_BUDGET_S, clock=clock.now
                     ),
                 )
             return cursor
@@ -244,6 +313,10 @@ def backup_pipeline(
         stored_bytes=storage.bytes,
         workers=workers,
         shards=len(state["plan"]["shards"]),
+        topology=topology,
+        store_requests=budgets.store_requests,
+        unused_tokens=budgets.unused,
+        max_invocation_s=dict(invoke.longest),
     )
 
 
@@ -301,6 +374,77 @@ def backup_cli(emulator: Emulator, pool_id: str, *, max_users: int | None = None
     return run
 
 
+MIFI_SLEEP_S = 0.02  # mifi/cognito-backup sleeps 20 ms after each AdminListGroupsForUser
+SDK_MAX_ATTEMPTS = 5  # both CLIs: the JS SDK's standard retry mode, no client-side rate limit
+
+
+def _sdk_client(emulator: Emulator) -> CognitoClient:
+    return CognitoClient(emulator, max_attempts=SDK_MAX_ATTEMPTS, base_delay=0.1)
+
+
+def backup_mifi(
+    emulator: Emulator, pool_id: str, *, concurrency: int = 1, max_users: int | None = None
+) -> Run:
+    """mifi/cognito-backup ``backup-users`` as its cli.js does it: one ListUsers chain (default page size), and
+    for each page AdminListGroupsForUser per user through p-map at ``--concurrency`` (default 1), each followed
+    by a 20 ms sleep; the next page only when the page's users are done. No client-side rate limit."""
+    clock = emulator.clock
+    client = _sdk_client(emulator)
+    total = len(emulator.pools[pool_id].names)
+    users = memberships = 0
+    label = "mifi" if concurrency == 1 else f"mifi-c{concurrency}"
+    with _Measure(emulator) as m:
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"UserPoolId": pool_id}
+            if token:
+                kwargs["PaginationToken"] = token
+            page = client.list_users(**kwargs)
+
+            def groups_of(item: dict[str, Any]) -> int:
+                answer = client.admin_list_groups_for_user(UserPoolId=pool_id, Username=item["Username"])
+                clock.sleep(MIFI_SLEEP_S)
+                return len(answer.get("Groups", []))
+
+            items = page.get("Users", [])
+            memberships += sum(clock.run([functools.partial(groups_of, it) for it in items], concurrency))
+            users += len(items)
+            token = page.get("PaginationToken")
+            if not token or (max_users is not None and users >= max_users):
+                break
+    run = Run(
+        label, users, memberships, m.virtual_s, m.wall_s, m.cpu_s, m.calls, m.throttled, workers=concurrency
+    )
+    if users < total:
+        run.users, run.memberships = total, emulator.pools[pool_id].memberships
+        return _scaled(run, total / users, users)
+    return run
+
+
+def backup_rahulpsd18(emulator: Emulator, pool_id: str, *, max_users: int | None = None) -> Run:
+    """rahulpsd18/cognito-backup-restore: one ListUsers chain (default page size) and nothing else: no groups,
+    no memberships, no configuration."""
+    client = _sdk_client(emulator)
+    total = len(emulator.pools[pool_id].names)
+    users = 0
+    with _Measure(emulator) as m:
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"UserPoolId": pool_id}
+            if token:
+                kwargs["PaginationToken"] = token
+            page = client.list_users(**kwargs)
+            users += len(page.get("Users", []))
+            token = page.get("PaginationToken")
+            if not token or (max_users is not None and users >= max_users):
+                break
+    run = Run("rahulpsd18", users, 0, m.virtual_s, m.wall_s, m.cpu_s, m.calls, m.throttled)
+    if users < total:
+        run.users = total
+        return _scaled(run, total / users, users)
+    return run
+
+
 def backup_reference(emulator: Emulator, pool_id: str) -> Run:
     """(c): one global 10 calls/s cap; groups and their members, then every user, all sequential."""
     client = CognitoClient(emulator, limiter=global_limiter(emulator.clock, REFERENCE_TPS))
@@ -338,7 +482,15 @@ POLICY: Mapping[str, Any] = {"MinimumLength": 8, "RequireUppercase": True, "Requ
 
 
 def restore_pipeline(
-    emulator: Emulator, source: Pool, target_id: str, *, concurrency: int | None = None, label: str = "a"
+    emulator: Emulator,
+    source: Pool,
+    target_id: str,
+    *,
+    concurrency: int | None = None,
+    label: str = "a",
+    topology: str = "ideal",
+    fraction: float = 1.0,
+    tasks_at_once: int = 12,
 ) -> Run:
     """(a): IndexMemberships, then RestoreUsers per shard in parallel (one invocation per backup part), each
     user followed by its groups (``user_restore.restore_user_groups``).
@@ -347,23 +499,30 @@ def restore_pipeline(
     writing one object per shard, at the S3 latency.
     """
     clock = emulator.clock
-    client = CognitoClient(emulator, budget=pipeline_budget(clock))
-    cognito = cast(Any, client)
-    invoke = _Invoker(clock)
+    budgets = Budgets(clock, topology, fraction, tasks_at_once)
+    invoke = _Invoker(clock, emulator, budgets)
     plan = shards.plan_shards(len(source.names))
     by_shard: dict[str, list[int]] = {s: [] for s in plan}
     for i, sub in enumerate(source.subs):
         by_shard["" if plan == [""] else sub[: len(plan[0])]].append(i)
     outcomes: Counter[str] = Counter()
     with _Measure(emulator) as m:
-        _target_pool(emulator, source, client, target_id)
+        _target_pool(emulator, source, CognitoClient(emulator, budget=budgets.new()), target_id)
         membership_parts = math.ceil(source.memberships / backup.MEMBERSHIPS_PER_PART)
-        invoke("IndexMemberships", lambda: clock.sleep(S3_PUT_LATENCY_S * (membership_parts + len(plan))))
+        invoke(
+            "IndexMemberships",
+            lambda _clients: clock.sleep(S3_PUT_LATENCY_S * (membership_parts + len(plan))),
+        )
 
-        def restore_part(indices: list[int]) -> Counter[str]:
+        def restore_part(clients: Clients, indices: list[int]) -> tuple[Counter[str], list[int]]:
+            """Users until the part ends or the task's time budget does; returns the users left."""
+            cognito = clients.cognito
             done: Counter[str] = Counter()
             missing: set[str] = set()
-            for i in indices:
+            deadline = clock.now() + TASK_BUDGET_S
+            for n, i in enumerate(indices):
+                if clock.now() >= deadline:
+                    return done, indices[n:]
                 record = cognito_read.user_record(source.item(i))
                 outcome = user_restore.restore_user(
                     cognito,
@@ -378,13 +537,15 @@ def restore_pipeline(
                 done["membershipsAdded"] += user_restore.restore_user_groups(
                     cognito, target_id, outcome, groups, missing
                 )[0]
-            return done
+            return done, []
 
         def restore_shard(indices: list[int]) -> Counter[str]:
             done: Counter[str] = Counter()
             for start in range(0, len(indices), backup.USERS_PER_PART):
                 part = indices[start : start + backup.USERS_PER_PART]
-                done += invoke("RestoreUsers", functools.partial(restore_part, part))
+                while part:
+                    counted, part = invoke("RestoreUsers", lambda clients, p=part: restore_part(clients, p))
+                    done += counted
             return done
 
         for result in clock.run(
@@ -403,8 +564,13 @@ def restore_pipeline(
         m.calls,
         m.throttled,
         invocations=invoke.count,
+        invocation_s=invoke.seconds,
         workers=workers,
         shards=len(by_shard),
+        topology=topology,
+        store_requests=budgets.store_requests,
+        unused_tokens=budgets.unused,
+        max_invocation_s=dict(invoke.longest),
     )
 
 

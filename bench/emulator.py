@@ -169,6 +169,21 @@ def generate_pool(pool_id: str, spec: PoolSpec) -> Pool:
     return pool
 
 
+def generate_even_pool(pool_id: str, users: int, groups: int, seed: int = 7) -> Pool:
+    """``users`` users split evenly over ``groups`` groups, one group each: no chain longer than the others."""
+    rng = random.Random(seed)  # noqa: S311 (reproducible test data, not secrets)
+    pool = Pool(pool_id)
+    names = [f"g{k:02d}-even" for k in range(groups)]
+    for k, name in enumerate(names):
+        pool.groups[name] = Group(name, precedence=k)
+    for i in range(users):
+        sub = f"{rng.getrandbits(128):032x}"
+        sub = f"{sub[:8]}-{sub[8:12]}-4{sub[13:16]}-{sub[16:20]}-{sub[20:]}"
+        index = pool.add_user(f"user-{i:07d}", sub, "CONFIRMED", True, None)
+        pool.add_member(names[i * groups // users], index)
+    return pool
+
+
 def _token(kind: str, key: str, position: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}|{key}|{position}".encode()).decode()
 
@@ -199,8 +214,13 @@ class Emulator:
         latency: Mapping[str, float] = DEFAULT_LATENCY,
         default_latency: float = DEFAULT_OP_LATENCY,
         quotas: Mapping[str, float] = throttle.QUOTA_RPS,
+        random_throttle: float = 0.0,
+        seed: int = 5,
     ) -> None:
         self.clock = clock
+        # A share of calls throttled at random although the quota has room: noise, not saturation.
+        self.random_throttle = random_throttle
+        self._noise = random.Random(seed)  # noqa: S311 (reproducible noise)
         self.latency = dict(latency)
         self.default_latency = default_latency
         self.pools: dict[str, Pool] = {}
@@ -229,6 +249,9 @@ class Emulator:
                 _, tokens, stamp = self._buckets.get(key, (rate, rate, now))
                 state.append((key, rate, min(rate, tokens + (now - stamp) * rate)))
             admitted = all(tokens >= 1.0 for _, _, tokens in state)
+            if admitted and self.random_throttle and self._noise.random() < self.random_throttle:
+                self.throttled[operation] += 1
+                return False
             for key, rate, tokens in state:
                 self._buckets[key] = (rate, tokens - 1.0 if admitted else tokens, now)
             if not admitted:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Aws, BundlingOptions, Duration, ILocalBundling, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -14,6 +15,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from infra.budget import TABLE_ACTIONS
 from infra.bundling import ASSET_EXCLUDES
 from infra.permissions import AUDIT_WRITERS, TaskNeeds, needs_for
 from infra.suppressions import (
@@ -27,7 +29,7 @@ from infra.suppressions import (
     acknowledge,
     bucket_prefix_resource,
 )
-from pipeline.cognito.throttle import FRACTION_ENV
+from pipeline.cognito.throttle import BUDGET_TABLE_ENV, FRACTION_ENV
 from pipeline.core import task_names
 from pipeline.restore.approval import TOPIC_ENV
 from pipeline.sealing.audit import LOCK_DAYS_ENV
@@ -63,6 +65,8 @@ class Targets:
     topic_key: kms.IKey
     # Object Lock days for each audit record (0: the bucket's default retention only).
     audit_lock_days: int = 0
+    # The shared rate budget's table (infra.budget); None: each Lambda process limits itself alone.
+    budget_table: dynamodb.ITable | None = None
 
 
 def statements(needs: TaskNeeds, targets: Targets) -> list[iam.PolicyStatement]:
@@ -115,6 +119,14 @@ def statements(needs: TaskNeeds, targets: Targets) -> list[iam.PolicyStatement]:
                 sid="BackupKey",
                 actions=[f"kms:{a}" for a in sorted(needs.kms)],
                 resources=[targets.key.key_arn],
+            )
+        )
+    if needs.cognito and targets.budget_table is not None:
+        result.append(
+            iam.PolicyStatement(
+                sid="SharedRateBudget",
+                actions=list(TABLE_ACTIONS),
+                resources=[targets.budget_table.table_arn],
             )
         )
     if needs.pass_role:
@@ -222,9 +234,14 @@ class TaskFunction(Construct):
             environment={
                 "POWERTOOLS_SERVICE_NAME": "cognito-backuper",
                 "LOG_LEVEL": "INFO",
-                # Each Lambda process has its own rate budget: the account's share is split over the tasks
-                # that can call Cognito at the same time (see infra.asl.concurrent_cognito_tasks).
+                # The deployment's share of each quota; with the shared table every task draws on it together
+                # (pipeline.cognito.shared_budget), without it each process gets quota_fraction alone.
                 **({FRACTION_ENV: f"{quota_fraction:.6f}"} if needs.cognito else {}),
+                **(
+                    {BUDGET_TABLE_ENV: targets.budget_table.table_name}
+                    if needs.cognito and targets.budget_table is not None
+                    else {}
+                ),
                 # The name pipeline.restore.approval reads to notify approvers.
                 **({TOPIC_ENV: targets.topic.topic_arn} if needs.notify else {}),
                 # How long pipeline.sealing.audit locks each record it writes.

@@ -11,8 +11,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.access import AccessRoles
-from infra.asl import PROJECT_ROOT, MachineSpec, all_tasks, concurrent_cognito_tasks, discover
+from infra.asl import PROJECT_ROOT, MachineSpec, all_tasks, discover
 from infra.audit import AuditTrail
+from infra.budget import RateBudgetTable
 from infra.bundling import PipLocalBundling
 from infra.drill import DRILL_MACHINE, DrillTaskFunction, WeeklyDrillSchedule, is_drill_task
 from infra.functions import PYTHON_VERSION, Targets, TaskFunction, function_code
@@ -59,6 +60,7 @@ class CognitoBackuperStack(Stack):
 
         self.storage = BackupStorage(self, "Storage", settings=settings)
         self.notifications = Notifications(self, "Notifications", email=settings.notification_email)
+        self.rate_budget = RateBudgetTable(self, "RateBudget")
         targets = Targets(
             bucket=self.storage.bucket,
             prefix=settings.backup_prefix,
@@ -66,6 +68,7 @@ class CognitoBackuperStack(Stack):
             topic=self.notifications.topic,
             topic_key=self.notifications.key,
             audit_lock_days=settings.audit_lock_days if settings.object_lock_days else 0,
+            budget_table=self.rate_budget.table,
         )
 
         code = function_code(project_root, PipLocalBundling(project_root, PYTHON_VERSION))
@@ -77,7 +80,8 @@ class CognitoBackuperStack(Stack):
                 code=code,
                 targets=targets,
                 log_retention=retention,
-                quota_fraction=DEFAULT_FRACTION / concurrent_cognito_tasks(specs),
+                # One table-backed budget for every task: the whole share, not a 1/N slice each.
+                quota_fraction=DEFAULT_FRACTION,
             )
             for task in all_tasks(specs)
         }

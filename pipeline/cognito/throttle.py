@@ -193,6 +193,8 @@ DEFAULT_FRACTION = 0.5
 FRACTION_ENV = "COGNITO_BACKUPER_QUOTA_FRACTION"
 # A ceiling in requests per second for every quota category, on top of the fraction.
 MAX_RPS_ENV = "COGNITO_BACKUPER_MAX_RPS"
+# The DynamoDB table of the deployment-wide budget (pipeline.cognito.shared_budget); unset: this process only.
+BUDGET_TABLE_ENV = "COGNITO_BACKUPER_BUDGET_TABLE"
 
 
 def category_of(operation_name: str) -> str:
@@ -358,10 +360,19 @@ class RateBudget:
         with self._lock:
             return sum(self.calls.values())
 
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Calls (attempts) and throttles per quota category so far, e.g. for metrics."""
+        with self._lock:
+            calls: Counter[str] = Counter()
+            for operation, n in self.calls.items():
+                calls[category_of(operation)] += n
+            return {
+                category: {"calls": calls[category], "throttles": self.throttles[category]}
+                for category in sorted(set(calls) | set(self.throttles))
+            }
 
-@functools.cache
-def default_budget() -> RateBudget:
-    """The budget shared by every Cognito client in this process (all concurrent tasks draw from it)."""
+
+def _rate_settings() -> tuple[float, float | None]:
     raw = os.environ.get(FRACTION_ENV, "")
     try:
         fraction = float(raw) if raw else DEFAULT_FRACTION
@@ -374,7 +385,31 @@ def default_budget() -> RateBudget:
         raise InvalidRequest(f"{MAX_RPS_ENV} must be a positive number") from exc
     if max_rps is not None and max_rps <= 0:
         raise InvalidRequest(f"{MAX_RPS_ENV} must be a positive number")
+    return fraction, max_rps
+
+
+@functools.cache
+def default_budget() -> RateBudget:
+    """The budget shared by every Cognito client in this process (all concurrent tasks draw from it)."""
+    fraction, max_rps = _rate_settings()
     return RateBudget(fraction=fraction, max_rps=max_rps)
+
+
+@functools.cache
+def task_budget() -> RateBudget:
+    """The budget of the task handlers' clients (:func:`pipeline.core.aws.default_clients`).
+
+    With a table named in ``COGNITO_BACKUPER_BUDGET_TABLE`` (the deployed stack's Lambdas, the embedded local
+    engine's tasks) it is shared by every task process of the deployment (:mod:`pipeline.cognito.shared_budget`);
+    without one it is :func:`default_budget`. The operator's own commands always use :func:`default_budget`.
+    """
+    table = os.environ.get(BUDGET_TABLE_ENV, "")
+    if not table:
+        return default_budget()
+    from pipeline.cognito import shared_budget
+
+    fraction, max_rps = _rate_settings()
+    return shared_budget.for_table(table, fraction=fraction, max_rps=max_rps)
 
 
 _POOL_CONTEXT_KEY = "cognito_backuper_pool_id"

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sts import STSClient
 
+    from pipeline.cognito.throttle import RateBudget
+
 # Cognito throttling is handled by the pipeline's own per-quota limiter and backoff (pipeline.cognito.throttle),
 # which also stops botocore from retrying what it takes for throttling; botocore's standard mode still retries
 # transient 5xx and connection errors a few times (tests/cli/test_retry_layers.py).
@@ -72,8 +74,9 @@ class Clients:
     region: str
 
 
-def make_clients(session: boto3.Session | None = None) -> Clients:
-    """Clients whose Cognito calls all draw from the process-wide rate budget (pipeline.cognito.throttle)."""
+def make_clients(session: boto3.Session | None = None, *, budget: RateBudget | None = None) -> Clients:
+    """Clients whose Cognito calls all draw from ``budget``, by default the process-wide rate budget
+    (pipeline.cognito.throttle)."""
     from pipeline.cognito import throttle
 
     session = session or standard_session()
@@ -81,7 +84,7 @@ def make_clients(session: boto3.Session | None = None) -> Clients:
     if not region:
         raise RegionMissing(NO_REGION)
     cognito = session.client("cognito-idp", config=SDK_CONFIG)
-    throttle.install(cognito, throttle.default_budget())
+    throttle.install(cognito, budget or throttle.default_budget())
     return Clients(
         cognito=cognito,
         s3=session.client("s3", config=SDK_CONFIG),
@@ -93,8 +96,11 @@ def make_clients(session: boto3.Session | None = None) -> Clients:
 
 @functools.cache
 def default_clients() -> Clients:
-    """Clients reused across warm Lambda invocations. The local engine clears this cache around each run."""
-    return make_clients()
+    """Clients reused across warm Lambda invocations, drawing from the deployment's rate budget when the task
+    has one (``throttle.task_budget``). The local engine clears this cache around each run."""
+    from pipeline.cognito import throttle
+
+    return make_clients(budget=throttle.task_budget())
 
 
 def error_code(exc: botocore.exceptions.ClientError) -> str:

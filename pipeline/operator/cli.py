@@ -241,7 +241,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 f"seeded pool {seeded.pool_id}: {seeded.users:,} users, {len(seeded.groups)} groups, "
                 f"{seeded.memberships:,} memberships; starting the backup state machine"
             )
-        calls_before = sum(throttle.default_budget().calls.values())
+        calls_before = sum(throttle.task_budget().calls.values())
         progress = _progress(args)
         outcome = run_backup(
             engine,
@@ -253,7 +253,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             timeout_s=1800,
         )
         progress.close()
-        cognito_calls = sum(throttle.default_budget().calls.values()) - calls_before
+        cognito_calls = sum(throttle.task_budget().calls.values()) - calls_before
         if not outcome.succeeded:
             return _report_failure(args, engine, outcome)
         backup = outcome.backups[0]

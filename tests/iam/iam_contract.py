@@ -88,6 +88,9 @@ class World:
     # The tags of the user pools the calls act on (aws:ResourceTag/*): IAM reads them from the pool itself.
     pool_tags: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
+    def table_arn(self, name: str) -> str:
+        return f"arn:{PARTITION}:dynamodb:{self.region}:{self.account}:table/{name}"
+
     def stack_arn(self, name: str) -> str:
         return f"arn:{PARTITION}:cloudformation:{self.region}:{self.account}:stack/{name}/{STACK_UUID}"
 
@@ -375,6 +378,9 @@ def authorizations(call: Call, world: World) -> list[Authorization]:
         found = [Authorization(f"states:{call.operation}", p[param] if param else "*")]
     elif call.service == "sns" and call.operation == "Publish":
         found = [Authorization("sns:Publish", p["TopicArn"], {}, f"sns:{p['TopicArn']}")]
+    elif call.service == "dynamodb" and call.operation == "UpdateItem":
+        # Item-level actions on the table named in the request (the shared rate budget).
+        found = [Authorization(f"dynamodb:{call.operation}", world.table_arn(p["TableName"]))]
     elif call.service == "cloudformation" and call.operation == "DescribeStacks":
         found = [Authorization("cloudformation:DescribeStacks", world.stack_arn(p["StackName"]))]
     else:

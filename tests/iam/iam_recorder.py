@@ -53,6 +53,7 @@ _KEPT = frozenset(
         "EncryptionContext",
         "UserPoolId",
         "UserPoolTags",  # CreateUserPool's aws:RequestTag/* and aws:TagKeys
+        "TableName",
         "stateMachineArn",
         "executionArn",
         "mapRunArn",

@@ -27,7 +27,7 @@ import pytest
 
 from infra.access import APPROVER_ROLE_SUFFIX, OPERATOR_ROLE_SUFFIX
 from infra.permissions import TASK_NEEDS, TaskNeeds
-from pipeline.cognito import throttle
+from pipeline.cognito import shared_budget, throttle
 from pipeline.core import task_names
 from pipeline.core.aws import default_clients, make_clients
 from pipeline.core.layout import BackupLocation, parse_backup_uri
@@ -286,6 +286,10 @@ def recorded() -> Iterator[Recorded]:
                 "BackupBucketName": {"Ref": storage["bucket"], "Arn": f"arn:aws:s3:::{storage['bucket']}"},
                 "KmsKeyArn": {"Ref": storage["kmsKeyArn"].rsplit("/", 1)[-1], "Arn": storage["kmsKeyArn"]},
                 "NotificationTopicArn": {"Ref": topic, "TopicArn": topic},
+                "RateBudgetTableName": {
+                    "Ref": shared_budget.LOCAL_TABLE,
+                    "Arn": world.table_arn(shared_budget.LOCAL_TABLE),
+                },
                 output_name("backup"): {"Ref": backup_arn, "Name": backup_arn.rsplit(":", 1)[-1]},
                 output_name("restore"): {"Ref": restore_arn, "Name": restore_arn.rsplit(":", 1)[-1]},
             }

@@ -1,5 +1,5 @@
-"""On AWS every Lambda process limits itself, so the account's share of the quotas is split between the tasks
-that can call Cognito at the same time."""
+"""On AWS every task that calls Cognito draws on one shared rate budget (a DynamoDB table) holding the whole
+share; ``concurrent_cognito_tasks`` still counts the tasks that can run at once (the bench models them)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 from infra.asl import MachineSpec, concurrent_cognito_tasks, discover
 from infra.settings import InfraConfigError
-from pipeline.cognito.throttle import DEFAULT_FRACTION, FRACTION_ENV
+from pipeline.cognito.throttle import BUDGET_TABLE_ENV, DEFAULT_FRACTION, FRACTION_ENV
 from pipeline.core.task_names import function_name
-from tests.helpers.synth import Synth
+from tests.helpers.synth import Synth, as_list, policy_documents, statements
 
 
 def _env(synth: Synth, task: str) -> dict[str, str]:
@@ -59,8 +59,38 @@ def test_a_map_without_max_concurrency_is_refused(tmp_path: Path) -> None:
         concurrent_cognito_tasks(_spec(tmp_path, {"M": _map(None, _task())}))
 
 
-def test_cognito_tasks_get_their_share_and_others_none(default_synth: Synth) -> None:
-    share = float(_env(default_synth, "ExportUsers")[FRACTION_ENV])
-    assert abs(share * concurrent_cognito_tasks(discover()) - DEFAULT_FRACTION) < 1e-5
-    assert float(_env(default_synth, "RestoreUsers")[FRACTION_ENV]) == share
+def test_cognito_tasks_share_one_table_with_the_whole_share_and_others_none(default_synth: Synth) -> None:
+    (table_id,) = default_synth.resources("AWS::DynamoDB::Table")
+    table = default_synth.template["Resources"][table_id]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    for task in (
+        "ExportUsers",
+        "ExportGroupMemberships",
+        "CapturePoolConfig",
+        "RestoreUsers",
+        "VerifyRestore",
+    ):
+        env = _env(default_synth, task)
+        assert float(env[FRACTION_ENV]) == DEFAULT_FRACTION  # not a 1/12 slice
+        table_ref: object = env[BUDGET_TABLE_ENV]  # a CloudFormation Ref in the template, not a string
+        assert table_ref == {"Ref": table_id}
     assert FRACTION_ENV not in _env(default_synth, "PlanShards")
+    assert BUDGET_TABLE_ENV not in _env(default_synth, "PlanShards")
+
+
+def test_only_the_budget_table_and_only_update_item(default_synth: Synth) -> None:
+    (table_id,) = default_synth.resources("AWS::DynamoDB::Table")
+    granted = []
+    for _lid, _kind, doc in policy_documents(default_synth.template):
+        for statement in statements(doc):
+            actions = [a for a in as_list(statement.get("Action", [])) if a.startswith("dynamodb:")]
+            if actions:
+                granted.append(statement)
+                assert actions == ["dynamodb:UpdateItem"]
+                assert as_list(statement["Resource"]) == [{"Fn::GetAtt": [table_id, "Arn"]}]
+    cognito_tasks = [
+        t
+        for t in ("ExportUsers", "RestoreUsers", "CapturePoolConfig")
+        if BUDGET_TABLE_ENV in _env(default_synth, t)
+    ]
+    assert len(cognito_tasks) == 3 and granted

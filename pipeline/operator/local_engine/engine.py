@@ -18,6 +18,7 @@ them small in local runs. Engines must not be nested (moto's mock is process-wid
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import botocore.exceptions
 
+from pipeline.cognito import shared_budget, throttle
 from pipeline.core import task_names
 from pipeline.core.aws import default_clients, json_safe
 from pipeline.core.errors import EngineError, RegionMissing
@@ -139,9 +141,15 @@ class LocalEngine:
             stack.enter_context(_patched_env({"AWS_ENDPOINT_URL_LAMBDA": endpoint.url}))
             stack.enter_context(mock_aws(config=self._mock_config(endpoint.url)))
             moto_compat.install()
-            # Task clients are cached per process: create them inside this mock, never reuse them after it.
+            if self.embedded:
+                # The tasks share one rate budget in DynamoDB, as the deployed stack's Lambdas do.
+                stack.enter_context(_patched_env({throttle.BUDGET_TABLE_ENV: self._budget_table()}))
+            # Task clients and their budget are cached per process: create them inside this mock, never reuse
+            # them after it.
             default_clients.cache_clear()
+            throttle.task_budget.cache_clear()
             stack.callback(default_clients.cache_clear)
+            stack.callback(throttle.task_budget.cache_clear)
             # Exit runs these in reverse: stop executions, close the endpoint and wait for running handlers,
             # clear the client cache, and only then stop the mock.
             stack.callback(self._close_and_drain, endpoint)
@@ -162,6 +170,13 @@ class LocalEngine:
             self._sfn = None
             self._endpoint = None
             self._started.clear()
+
+    def _budget_table(self) -> str:
+        client = boto3.client("dynamodb", region_name=self.region)
+        # A second engine in the same mock finds the table already there.
+        with contextlib.suppress(client.exceptions.ResourceInUseException):
+            shared_budget.create_table(client, shared_budget.LOCAL_TABLE)
+        return shared_budget.LOCAL_TABLE
 
     def _resolve_region(self) -> str:
         if self._requested_region:
