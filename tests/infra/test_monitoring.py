@@ -121,7 +121,6 @@ def test_role_names_carry_the_stack_and_region_and_fit_iam(options_synth: Synth)
     ]
     assert sorted(named) == [
         "CognitoBackuperStack-{AWS::Region}-approver",
-        "CognitoBackuperStack-{AWS::Region}-cross-account-restore",
         "CognitoBackuperStack-{AWS::Region}-operator",
     ]
     assert all(len(n.replace("{AWS::Region}", "r" * LONGEST_REGION)) <= ROLE_NAME_MAX for n in named)

@@ -29,7 +29,7 @@ from pipeline.restore.approval import ApprovalRequest, new_request_id, open_requ
 from pipeline.sealing import audit
 from pipeline.sealing.audit import AuditSink, put_document, read_records
 from tests.helpers.restore_flow import proof, remember
-from tests.helpers.synth import Synth, as_list, statements
+from tests.helpers.synth import Synth, as_list, role_name_of, statements
 
 REGION = "us-east-1"
 BUCKET = "cb-security-approvals"
@@ -217,7 +217,7 @@ def test_audit_records_name_their_writer_only(sink: AuditSink) -> None:
 
 def _role_policies(synth: Synth, role_name: str) -> tuple[str, list[dict[str, Any]]]:
     roles = synth.resources("AWS::IAM::Role")
-    [lid] = [k for k, r in roles.items() if r["Properties"].get("RoleName") == role_name]
+    [lid] = [k for k, r in roles.items() if (role_name_of(r) or "").endswith(f"-{role_name}")]
     found: list[dict[str, Any]] = []
     for policy in synth.resources("AWS::IAM::Policy").values():
         if {"Ref": lid} in policy["Properties"]["Roles"]:
@@ -230,7 +230,7 @@ def _actions(stmts: list[dict[str, Any]]) -> set[str]:
 
 
 def test_the_approver_role_can_only_send_tokens_and_read(default_synth: Synth) -> None:
-    lid, stmts = _role_policies(default_synth, "cognito-backuper-approver")
+    lid, stmts = _role_policies(default_synth, "approver")
     assert _actions(stmts) == {
         "states:SendTaskSuccess",
         "states:SendTaskFailure",
@@ -248,8 +248,8 @@ def test_the_approver_role_can_only_send_tokens_and_read(default_synth: Synth) -
 
 def test_trust_policies_pin_the_session_name_to_the_user(default_synth: Synth) -> None:
     roles = default_synth.resources("AWS::IAM::Role")
-    for name in ("cognito-backuper-operator", "cognito-backuper-approver"):
-        [role] = [r for r in roles.values() if r["Properties"].get("RoleName") == name]
+    for name in ("operator", "approver"):
+        [role] = [r for r in roles.values() if (role_name_of(r) or "").endswith(f"-{name}")]
         [assume] = [
             s
             for s in statements(role["Properties"]["AssumeRolePolicyDocument"])
