@@ -291,6 +291,11 @@ TASK_METRIC_WIDGETS: tuple[tuple[str, tuple[metrics.Metric, ...], str], ...] = (
         (metrics.USERS_RESTORED, metrics.USERS_NOT_RESTORED, metrics.MEMBERSHIPS_RESTORED),
         "Sum",
     ),
+    (
+        "Restore drills: passed (1) or failed (0), sample size, duration per pool",
+        (metrics.DRILL_PASSED, metrics.DRILL_SAMPLE, metrics.DRILL_DURATION),
+        "Minimum",
+    ),
 )
 # The distributed Maps' labels (statemachines/*.asl.json): their child executions report under
 # <state machine ARN>/<label>, so the dashboard graphs each labelled Map Run.

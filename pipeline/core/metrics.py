@@ -57,6 +57,15 @@ BACKUP_AGE = Metric(
 USERS_RESTORED = Metric("UsersRestored", "Count", (POOL,), "users created or found in the target pool")
 USERS_NOT_RESTORED = Metric("UsersNotRestored", "Count", (POOL,), "users a restore could not create")
 MEMBERSHIPS_RESTORED = Metric("MembershipsRestored", "Count", (POOL,), "memberships added or found")
+DRILL_PASSED = Metric(
+    "RestoreDrillPassed", "Count", (POOL,), "1 when the pool's restore drill passed, 0 when not"
+)
+DRILL_DURATION = Metric(
+    "RestoreDrillDurationSeconds", "Seconds", (POOL,), "how long the pool's restore drill took"
+)
+DRILL_SAMPLE = Metric(
+    "RestoreDrillSampleSize", "Count", (POOL,), "users the restore drill restored and compared"
+)
 
 ALL: tuple[Metric, ...] = (
     USERS_EXPORTED,
@@ -73,6 +82,9 @@ ALL: tuple[Metric, ...] = (
     USERS_RESTORED,
     USERS_NOT_RESTORED,
     MEMBERSHIPS_RESTORED,
+    DRILL_PASSED,
+    DRILL_DURATION,
+    DRILL_SAMPLE,
 )
 NAMES = frozenset(m.name for m in ALL)
 
@@ -114,18 +126,14 @@ class CategoryCounts:
 
 
 def budget_counts() -> dict[str, CategoryCounts]:
-    """Calls and throttles so far per quota category, and each category's allowed rate, from the process's budget."""
+    """Calls and throttles so far per quota category, and each category's allowed rate, from the tasks' budget
+    (the deployment's shared budget where one is configured: its counters are this process's own)."""
     from pipeline.cognito import throttle
 
-    budget = throttle.default_budget()
-    calls: dict[str, int] = {}
-    for operation, n in dict(budget.calls).items():
-        category = throttle.category_of(operation)
-        calls[category] = calls.get(category, 0) + n
-    throttles = dict(budget.throttles)
+    budget = throttle.task_budget()
     return {
-        c: CategoryCounts(calls.get(c, 0), throttles.get(c, 0), budget.ceilings.get(c, 0.0))
-        for c in set(calls) | set(throttles)
+        category: CategoryCounts(counts["calls"], counts["throttles"], budget.ceilings.get(category, 0.0))
+        for category, counts in budget.stats().items()
     }
 
 
@@ -204,3 +212,12 @@ def emit_run_outcome(verified: Mapping[str, float], failed: int, printer: Printe
         emit(BACKUP_AGE, age_s, printer, PoolId=pool_id)
     emit(VERIFIED_BACKUPS, len(verified), printer)
     emit(FAILED_POOLS, failed, printer)
+
+
+def emit_drill(
+    pool_id: str, *, passed: bool, duration_s: float, sample_size: int, printer: Printer | None = None
+) -> None:
+    """DrillRecord: the drill's verdict per pool (an alarm can watch RestoreDrillPassed), its duration and sample."""
+    emit(DRILL_PASSED, 1 if passed else 0, printer, PoolId=pool_id)
+    emit(DRILL_DURATION, round(duration_s, 3), printer, PoolId=pool_id)
+    emit(DRILL_SAMPLE, sample_size, printer, PoolId=pool_id)

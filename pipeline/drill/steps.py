@@ -22,11 +22,11 @@ import botocore.exceptions
 
 from pipeline.backup.verify import verify_backup
 from pipeline.cognito import reading as cognito_read
+from pipeline.core import metrics
 from pipeline.core.aws import Clients, caller_arn, error_code
 from pipeline.core.contracts import RestoreRequest, RestoreVerification, Storage, TargetPool
 from pipeline.core.errors import BackupNotFound, InvalidRequest, PipelineError
 from pipeline.core.layout import check_pool_id, parse_backup_uri
-from pipeline.drill.metrics import emit_drill_metrics
 from pipeline.restore import pool_restore
 from pipeline.restore import steps as restore
 from pipeline.sealing import audit, store
@@ -325,7 +325,7 @@ def record_drill(
         actor=caller_arn(clients),
         details=details,
     )
-    emit_drill_metrics(job["poolId"], passed=passed, duration_s=duration, sample_size=job["sampleSize"])
+    metrics.emit_drill(job["poolId"], passed=passed, duration_s=duration, sample_size=job["sampleSize"])
     result: DrillResult = {
         "drillId": job["drillId"],
         "poolId": job["poolId"],

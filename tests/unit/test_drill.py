@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from typing import Any
 
 import pytest
 
+from pipeline.core import metrics
 from pipeline.core.errors import InvalidRequest
-from pipeline.drill import metrics
 from pipeline.drill import steps as drill
 
 
@@ -68,28 +69,33 @@ def test_the_summary_counts_a_missing_result_as_failed() -> None:
     assert drill.summarize([{"passed": True}]) == {"drills": [{"passed": True}], "passed": 1, "failed": 0}
 
 
-def test_the_metric_document_is_emf_in_the_cognitobackuper_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
-    doc = metrics.emit_drill_metrics("eu-west-1_Prod", passed=False, duration_s=12.3456, sample_size=250)
-    (directive,) = doc["_aws"]["CloudWatchMetrics"]
-    assert directive["Namespace"] == "CognitoBackuper"
-    assert directive["Dimensions"] == [["PoolId", "service"]]
-    assert {m["Name"] for m in directive["Metrics"]} == set(metrics.DRILL_METRICS)
-    assert doc["PoolId"] == "eu-west-1_Prod"
-    assert (doc["service"], doc[metrics.DRILL_PASSED], doc[metrics.DRILL_SAMPLE]) == (
-        "cognito-backuper",
-        [0.0],
-        [250.0],
+def test_the_drill_metrics_are_emf_in_the_cognitobackuper_namespace() -> None:
+    lines: list[str] = []
+    metrics.emit_drill(
+        "eu-west-1_Prod", passed=False, duration_s=12.3456, sample_size=250, printer=lines.append
     )
-    assert doc[metrics.DRILL_DURATION] == [12.346]
+    docs = [json.loads(line) for line in lines]
+    values = {}
+    for doc in docs:
+        (directive,) = doc["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "CognitoBackuper"
+        assert directive["Dimensions"] == [["PoolId"]]  # exactly what the dashboard graphs
+        assert doc["PoolId"] == "eu-west-1_Prod"
+        ((name,),) = [[m["Name"] for m in directive["Metrics"]]]
+        values[name] = doc[name][0] if isinstance(doc[name], list) else doc[name]
+    assert values == {
+        metrics.DRILL_PASSED.name: 0.0,
+        metrics.DRILL_DURATION.name: 12.346,
+        metrics.DRILL_SAMPLE.name: 250.0,
+    }
 
 
 def test_in_lambda_the_metric_goes_to_stdout_and_nowhere_else_outside(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
-    metrics.emit_drill_metrics("p_1", passed=True, duration_s=1, sample_size=1)
+    metrics.emit_drill("p_1", passed=True, duration_s=1, sample_size=1)
     assert capsys.readouterr().out == ""  # the CLI's stdout is its result
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "cognito-backuper-drill-record")
-    metrics.emit_drill_metrics("p_1", passed=True, duration_s=1, sample_size=1)
+    metrics.emit_drill("p_1", passed=True, duration_s=1, sample_size=1)
     assert '"RestoreDrillPassed"' in capsys.readouterr().out
