@@ -30,11 +30,14 @@ from infra.suppressions import (
 from pipeline.cognito.throttle import FRACTION_ENV
 from pipeline.core import task_names
 from pipeline.restore.approval import TOPIC_ENV
+from pipeline.sealing.manifest_mac import MAC_KEY_ENV
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 PYTHON_VERSION = RUNTIME.name.removeprefix("python")
 LONG_TIMEOUT = Duration.minutes(15)
 SHORT_TIMEOUT = Duration.minutes(5)
+# What s3:DeleteObject reaches under <prefix>/<pool>/<backup>/: parts, never manifest.json.
+DELETABLE_FOLDERS = ("work", "users", "memberships")
 
 
 def user_pool_arns() -> str:
@@ -60,6 +63,7 @@ class Targets:
     key: kms.IKey
     topic: sns.ITopic
     topic_key: kms.IKey
+    mac_key: kms.IKey | None = None  # infra.signing: the manifest MAC key
 
 
 def statements(needs: TaskNeeds, targets: Targets) -> list[iam.PolicyStatement]:
@@ -81,13 +85,26 @@ def statements(needs: TaskNeeds, targets: Targets) -> list[iam.PolicyStatement]:
                 resources=["*"],
             )
         )
-    objects = sorted(needs.s3 - {"ListBucket"})
+    objects = sorted(needs.s3 - {"ListBucket", "DeleteObject"})
     if objects:
         result.append(
             iam.PolicyStatement(
                 sid="BackupObjects",
                 actions=[f"s3:{a}" for a in objects],
                 resources=[targets.bucket.arn_for_objects(f"{targets.prefix}/*")],
+            )
+        )
+    if "DeleteObject" in needs.s3:
+        # Only a backup's own parts (WriteManifest drops its capture's work parts and a restarted shard's
+        # leftovers): never a manifest, an audit record, an approval or a restore's objects by name.
+        result.append(
+            iam.PolicyStatement(
+                sid="DropBackupParts",
+                actions=["s3:DeleteObject"],
+                resources=[
+                    targets.bucket.arn_for_objects(f"{targets.prefix}/*/{folder}/*")
+                    for folder in DELETABLE_FOLDERS
+                ],
             )
         )
     if "ListBucket" in needs.s3 and needs.head_bucket:
@@ -112,6 +129,14 @@ def statements(needs: TaskNeeds, targets: Targets) -> list[iam.PolicyStatement]:
                 sid="BackupKey",
                 actions=[f"kms:{a}" for a in sorted(needs.kms)],
                 resources=[targets.key.key_arn],
+            )
+        )
+    if needs.mac and targets.mac_key is not None:
+        result.append(
+            iam.PolicyStatement(
+                sid="ManifestMacKey",
+                actions=[f"kms:{a}" for a in sorted(needs.mac)],
+                resources=[targets.mac_key.key_arn],
             )
         )
     if needs.pass_role:
@@ -175,6 +200,15 @@ class TaskFunction(Construct):
                     resources=["*"],
                 )
             )
+        if needs.mac and targets.mac_key is not None:
+            targets.mac_key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"Use{task}",
+                    principals=[self.role],
+                    actions=[f"kms:{a}" for a in sorted(needs.mac)],
+                    resources=["*"],
+                )
+            )
         if needs.notify:
             targets.topic_key.add_to_resource_policy(
                 iam.PolicyStatement(
@@ -208,6 +242,8 @@ class TaskFunction(Construct):
                 **({FRACTION_ENV: f"{quota_fraction:.6f}"} if needs.cognito else {}),
                 # The name pipeline.restore.approval reads to notify approvers.
                 **({TOPIC_ENV: targets.topic.topic_arn} if needs.notify else {}),
+                # The deployment's manifest MAC key: the one key a manifest must verify with.
+                **({MAC_KEY_ENV: targets.mac_key.key_arn} if targets.mac_key is not None else {}),
             },
         )
         _acknowledge_wildcards(self.role, needs, targets)

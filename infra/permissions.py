@@ -21,8 +21,11 @@ from dataclasses import dataclass
 
 from infra.settings import InfraConfigError
 
-S3_ACTIONS = frozenset({"GetObject", "PutObject", "DeleteObject", "ListBucket"})
+# GetObjectVersion: a restore re-reads the approved manifest by its pinned S3 version id.
+S3_ACTIONS = frozenset({"GetObject", "GetObjectVersion", "PutObject", "DeleteObject", "ListBucket"})
 KMS_ACTIONS = frozenset({"GenerateDataKey", "Decrypt", "DescribeKey"})
+# The manifest MAC key (infra.signing): GenerateMac for WriteManifest alone, VerifyMac for manifest readers.
+MAC_ACTIONS = frozenset({"GenerateMac", "VerifyMac"})
 # IAM defines no resource type for these, so they only work with Resource "*"; every other Cognito action is
 # scoped to user pool ARNs.
 COGNITO_ACCOUNT_WIDE = frozenset({"ListUserPools", "CreateUserPool", "DescribeUserPoolDomain"})
@@ -58,10 +61,11 @@ class TaskNeeds:
     # HeadBucket: authorised as s3:ListBucket on the bucket, with no s3:prefix key in the request, so a listing
     # grant conditioned on s3:prefix never matches it. Such a task gets ListBucket on the bucket unconditioned.
     head_bucket: bool = False
+    mac: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
-        if not self.s3 <= S3_ACTIONS or not self.kms <= KMS_ACTIONS:
-            raise InfraConfigError(f"unknown S3 or KMS action in {sorted(self.s3 | self.kms)}")
+        if not self.s3 <= S3_ACTIONS or not self.kms <= KMS_ACTIONS or not self.mac <= MAC_ACTIONS:
+            raise InfraConfigError(f"unknown S3 or KMS action in {sorted(self.s3 | self.kms | self.mac)}")
         if self.head_bucket and "ListBucket" not in self.s3:
             raise InfraConfigError("head_bucket needs s3 ListBucket")
 
@@ -84,6 +88,7 @@ def _needs(
     long_running: bool = False,
     pass_role: bool = False,
     head_bucket: bool = False,
+    mac: Iterable[str] = (),
 ) -> TaskNeeds:
     return TaskNeeds(
         frozenset(cognito),
@@ -94,6 +99,7 @@ def _needs(
         long_running,
         pass_role,
         head_bucket,
+        frozenset(mac),
     )
 
 
@@ -117,24 +123,30 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         ["ListUsersInGroup"], ["GetObject", "PutObject"], ["GenerateDataKey", "Decrypt"], long_running=True
     ),
     # HeadObject is authorised by GetObject; leftover parts of a restarted shard are deleted before sealing;
-    # GenerateDataKey makes the manifest's MAC key.
+    # GenerateDataKey is SSE-KMS of the manifest; GenerateMac authenticates it: no other role holds it.
     "WriteManifest": _needs(
-        (), ["GetObject", "ListBucket", "PutObject", "DeleteObject"], ["GenerateDataKey"]
+        (),
+        ["GetObject", "ListBucket", "PutObject", "DeleteObject"],
+        ["GenerateDataKey"],
+        mac=["GenerateMac"],
     ),
-    "VerifyBackup": _needs((), ["GetObject", "ListBucket"], ["Decrypt"], long_running=True),
-    # Reads the run's pool list and every pool's authenticated manifest (the MAC key is a KMS data key), writes
-    # the run's summary.
+    "VerifyBackup": _needs(
+        (), ["GetObject", "ListBucket"], ["Decrypt"], long_running=True, mac=["VerifyMac"]
+    ),
+    # Reads the run's pool list and every pool's authenticated manifest, writes the run's summary.
     "CollectBackups": _needs(
-        (), ["GetObject", "PutObject"], ["Decrypt", "GenerateDataKey"], long_running=True
+        (), ["GetObject", "PutObject"], ["Decrypt", "GenerateDataKey"], long_running=True, mac=["VerifyMac"]
     ),
     # Restore (statemachines/restore.asl.json). Audit records, approvals and the restore
     # workspace are sealed objects under <prefix>/audit/, <prefix>/approvals/ and <prefix>/restores/.
     # Reads only on Cognito: verifies the whole backup, checks the target, reads and re-seals the selection.
+    # It pins the manifest (version id and SHA-256) and verifies that very version.
     "ValidateRequest": _needs(
         ["DescribeUserPool"],
-        ["GetObject", "ListBucket", "PutObject"],
+        ["GetObject", "GetObjectVersion", "ListBucket", "PutObject"],
         ["Decrypt", "GenerateDataKey"],
         long_running=True,
+        mac=["VerifyMac"],
     ),
     # Checks for a decision (HEAD), reads a previous request, writes the audit record and the sealed request.
     "RequestApproval": _needs(
@@ -161,10 +173,11 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
             "CreateGroup",
             "GetGroup",
         ],
-        ["GetObject", "ListBucket", "PutObject"],
+        ["GetObject", "GetObjectVersion", "ListBucket", "PutObject"],
         ["Decrypt", "GenerateDataKey"],
         restore=True,
         pass_role=True,
+        mac=["VerifyMac"],
     ),
     "RestoreUsers": _needs(
         [
@@ -178,34 +191,38 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
             "AdminListGroupsForUser",
             "AdminAddUserToGroup",
         ],
-        ["GetObject", "ListBucket", "PutObject"],
+        ["GetObject", "GetObjectVersion", "ListBucket", "PutObject"],
         ["Decrypt", "GenerateDataKey"],
         restore=True,
         long_running=True,
+        mac=["VerifyMac"],
     ),
     # Reads the backup's membership parts, writes one sealed index per shard into the restore's workspace.
     "IndexMemberships": _needs(
         (),
-        ["GetObject", "ListBucket", "PutObject"],
+        ["GetObject", "GetObjectVersion", "ListBucket", "PutObject"],
         ["Decrypt", "GenerateDataKey"],
         restore=True,
         long_running=True,
+        mac=["VerifyMac"],
     ),
     # UpdateUserPool with the deferred settings, DeleteUserPoolClient of the temporary SignUp client.
     "FinalizeTargetPool": _needs(
         ["DescribeUserPool", "UpdateUserPool", "DeleteUserPoolClient"],
-        ["GetObject", "ListBucket"],
+        ["GetObject", "GetObjectVersion", "ListBucket"],
         ["Decrypt"],
         restore=True,
         pass_role=True,
+        mac=["VerifyMac"],
     ),
     # The diff command's reads; the sealed diff goes to the restore workspace.
     "VerifyRestore": _needs(
         ["ListUsers", "ListGroups", "ListUsersInGroup"],
-        ["GetObject", "ListBucket", "PutObject"],
+        ["GetObject", "GetObjectVersion", "ListBucket", "PutObject"],
         ["Decrypt", "GenerateDataKey"],
         restore=True,
         long_running=True,
+        mac=["VerifyMac"],
     ),
     # Lists the id maps, writes the sealed report and the outcome's audit record.
     "WriteRestoreReport": _needs((), ["ListBucket", "PutObject"], ["GenerateDataKey"]),

@@ -18,6 +18,7 @@ from infra.functions import PYTHON_VERSION, Targets, TaskFunction, function_code
 from infra.monitoring import Alerts, Notifications, dashboard
 from infra.orchestration import DailyBackupSchedule, ItemSource, Machine
 from infra.settings import InfraConfigError, Settings
+from infra.signing import grant_mac, manifest_mac_key
 from infra.storage import BackupStorage
 from pipeline.cognito.throttle import DEFAULT_FRACTION
 
@@ -57,6 +58,7 @@ class CognitoBackuperStack(Stack):
         self.settings = settings
 
         self.storage = BackupStorage(self, "Storage", settings=settings)
+        self.mac_key = manifest_mac_key(self, "ManifestMacKey")
         self.notifications = Notifications(self, "Notifications", email=settings.notification_email)
         targets = Targets(
             bucket=self.storage.bucket,
@@ -64,6 +66,7 @@ class CognitoBackuperStack(Stack):
             key=self.storage.key,
             topic=self.notifications.topic,
             topic_key=self.notifications.key,
+            mac_key=self.mac_key,
         )
 
         code = function_code(project_root, PipLocalBundling(project_root, PYTHON_VERSION))
@@ -132,12 +135,15 @@ class CognitoBackuperStack(Stack):
                 prefix=settings.backup_prefix,
                 key=self.storage.key,
             )
+            # verify, list, diff and restore read manifests: the operator verifies them, never mints one.
+            grant_mac(self.mac_key, self.access.operator, ["VerifyMac"], "UseOperator")
         self.trail = (
             AuditTrail(self, "Audit", access_logs=self.storage.access_logs) if settings.enable_trail else None
         )
 
         CfnOutput(self, "BackupBucketName", value=self.storage.bucket.bucket_name)
         CfnOutput(self, "KmsKeyArn", value=self.storage.key.key_arn)
+        CfnOutput(self, "MacKeyArn", value=self.mac_key.key_arn)
         CfnOutput(self, "BackupPrefix", value=settings.backup_prefix)
         CfnOutput(self, "NotificationTopicArn", value=self.notifications.topic.topic_arn)
         for spec in specs:

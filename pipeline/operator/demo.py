@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pipeline.core.aws import Clients
 from pipeline.core.contracts import Storage
+from pipeline.sealing.manifest_mac import DEFAULT_MAC_KEY
 
 DEMO_BUCKET = "cognito-backuper-demo"
 DEMO_PREFIX = "backups"
@@ -16,7 +17,17 @@ class DemoAccount:
     storage: Storage
 
 
+def create_mac_key(clients: Clients) -> str:
+    """The manifest MAC key under the alias the pipeline looks for, as the CDK app creates it (infra.signing)."""
+    key = clients.kms.create_key(
+        Description="cognito-backuper demo manifest MAC key", KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC"
+    )["KeyMetadata"]
+    clients.kms.create_alias(AliasName=DEFAULT_MAC_KEY, TargetKeyId=key["KeyId"])
+    return key["Arn"]
+
+
 def prepare_account(clients: Clients) -> DemoAccount:
+    create_mac_key(clients)
     key = clients.kms.create_key(Description="cognito-backuper demo backup key", KeyUsage="ENCRYPT_DECRYPT")
     key_arn = key["KeyMetadata"]["Arn"]
     clients.kms.enable_key_rotation(KeyId=key_arn)
@@ -27,6 +38,8 @@ def prepare_account(clients: Clients) -> DemoAccount:
             Bucket=DEMO_BUCKET,
             CreateBucketConfiguration={"LocationConstraint": clients.region},  # type: ignore[typeddict-item]
         )
+    # Versioned as the CDK app's bucket is: a restore pins the manifest's S3 version id.
+    clients.s3.put_bucket_versioning(Bucket=DEMO_BUCKET, VersioningConfiguration={"Status": "Enabled"})
     clients.s3.put_public_access_block(
         Bucket=DEMO_BUCKET,
         PublicAccessBlockConfiguration={

@@ -14,10 +14,11 @@ import botocore.exceptions
 from pipeline.core import errors
 from pipeline.core.aws import Clients, caller_arn, error_code, sdk_errors
 from pipeline.core.contracts import Storage
-from pipeline.core.layout import check_pool_id
+from pipeline.core.layout import check_backup_area, check_pool_id
 from pipeline.operator.cli_common import (
     add_bucket_flags,
     add_engine_flag,
+    add_mac_key_flag,
     add_output_flags,
     add_rate_flags,
     backup_location,
@@ -51,8 +52,9 @@ def check_pool_name(name: str) -> str:
 
 
 def _settings_of(clients: Clients, uri: str) -> tuple[Storage, BackupReader]:
-    """A restore runs with the bucket, prefix and key of the backup it restores."""
-    loc = backup_location(uri)
+    """A restore runs with the bucket, prefix and key of the backup it restores: the key as its manifest names
+    it, which the deployment's MAC key vouches for (only WriteManifest, with the deployment's key, tags one)."""
+    loc = check_backup_area(backup_location(uri))
     reader = BackupReader.open(clients, loc)
     return {"bucket": loc.bucket, "kmsKeyArn": reader.doc["kmsKeyArn"], "prefix": loc.prefix}, reader
 
@@ -251,6 +253,7 @@ def cmd_approvals(args: argparse.Namespace) -> int:
     rows = [
         f"{r.request_id}  requested by {r.requested_by} at {r.requested_at}, expires {r.expires_at}\n"
         f"    restore {r.backup_uri} into {r.target.get('poolId') or 'new pool ' + str(r.target.get('poolName'))}"
+        + _backup_line(r.backup)
         for r in waiting
     ]
     if gone:
@@ -337,6 +340,7 @@ def register(sub: Any) -> None:
         help=f"seconds for the restore after approval (default {DEFAULT_RESTORE_TIMEOUT_S}: 6 h)",
     )
     add_engine_flag(p)
+    add_mac_key_flag(p)
     add_rate_flags(p)
     add_output_flags(p)
     p.set_defaults(func=cmd_restore)
@@ -397,5 +401,17 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--strict", action="store_true", help="extra users, groups or memberships count as differences"
     )
+    add_mac_key_flag(p)
     add_output_flags(p)
     p.set_defaults(func=cmd_diff)
+
+
+def _backup_line(backup: dict[str, Any]) -> str:
+    """The approved backup as the restore pins it: pool, time, counts, manifest digest and S3 version."""
+    if not backup:
+        return ""
+    return (
+        f"\n    backup of pool {backup.get('poolId')} completed {backup.get('completedAt')}: "
+        f"users={backup.get('users')} groups={backup.get('groups')} memberships={backup.get('memberships')}"
+        f"\n    manifest sha256={backup.get('manifestSha256')} version={backup.get('manifestVersionId')}"
+    )

@@ -94,6 +94,8 @@ class ApprovalRequest:
     execution_arn: str = ""
     snapshot_uri: str | None = None
     engine_endpoint: str | None = None
+    # The approved backup: pool, time, counts, manifest SHA-256 and S3 version (restore.steps.approved_backup).
+    backup: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {_camel(k): v for k, v in asdict(self).items()}
@@ -119,6 +121,7 @@ class ApprovalRequest:
             execution_arn=str(data.get("executionArn") or ""),
             snapshot_uri=_optional_str(data.get("snapshotUri")),
             engine_endpoint=_optional_str(data.get("engineEndpoint")),
+            backup=dict(data.get("backup") or {}) if isinstance(data.get("backup"), Mapping) else {},
         )
 
     def expired(self, now: dt.datetime | None = None) -> bool:
