@@ -85,13 +85,24 @@ def statements(needs: TaskNeeds, targets: Targets) -> list[iam.PolicyStatement]:
                 resources=["*"],
             )
         )
-    objects = sorted(needs.s3 - {"ListBucket", "DeleteObject"})
+    objects = sorted(needs.s3 - {"ListBucket", "DeleteObject", "PutObject"})
     if objects:
         result.append(
             iam.PolicyStatement(
                 sid="BackupObjects",
                 actions=[f"s3:{a}" for a in objects],
                 resources=[targets.bucket.arn_for_objects(f"{targets.prefix}/*")],
+            )
+        )
+    if "PutObject" in needs.s3:
+        # Each task writes only its own kind of object (infra.permissions TaskNeeds.writes).
+        result.append(
+            iam.PolicyStatement(
+                sid="WriteOwnObjects",
+                actions=["s3:PutObject"],
+                resources=[
+                    targets.bucket.arn_for_objects(f"{targets.prefix}/{pattern}") for pattern in needs.writes
+                ],
             )
         )
     if "DeleteObject" in needs.s3:
@@ -254,10 +265,18 @@ def _acknowledge_wildcards(role: iam.Role, needs: TaskNeeds, targets: Targets) -
         acknowledge(role, ANY_RESOURCE, ACCOUNT_WIDE_COGNITO)
     if needs.cognito_pool_scoped:
         acknowledge(role, USER_POOL_RESOURCE, USER_POOLS)
-    if needs.s3 - {"ListBucket"}:
+    if needs.s3 - {"ListBucket", "PutObject", "DeleteObject"}:
         acknowledge(role, bucket_prefix_resource(targets.bucket, targets.prefix), BACKUP_PREFIX)
+    patterns = [*needs.writes, *(f"*/{f}/*" for f in DELETABLE_FOLDERS if "DeleteObject" in needs.s3)]
+    for pattern in patterns:
+        acknowledge(role, _object_finding(targets.bucket, f"{targets.prefix}/{pattern}"), BACKUP_PREFIX)
     if needs.pass_role:
         acknowledge(role, ACCOUNT_ROLES_RESOURCE, ROLE_HANDOVER)
+
+
+def _object_finding(bucket: s3.IBucket, pattern: str) -> str:
+    """cdk-nag's finding id for ``<bucket arn>/<pattern>`` (a pattern that may not end in ``/*``)."""
+    return bucket_prefix_resource(bucket, "X").replace("/X/*]", f"/{pattern}]")
 
 
 def function_code(project_root: Path, local: ILocalBundling) -> lambda_.Code:

@@ -62,10 +62,16 @@ class TaskNeeds:
     # grant conditioned on s3:prefix never matches it. Such a task gets ListBucket on the bucket unconditioned.
     head_bucket: bool = False
     mac: frozenset[str] = frozenset()
+    # Where s3:PutObject reaches, as key patterns under <prefix>/: only the objects the task writes.
+    writes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.s3 <= S3_ACTIONS or not self.kms <= KMS_ACTIONS or not self.mac <= MAC_ACTIONS:
             raise InfraConfigError(f"unknown S3 or KMS action in {sorted(self.s3 | self.kms | self.mac)}")
+        if ("PutObject" in self.s3) != bool(self.writes):
+            raise InfraConfigError(
+                "a task that writes objects names the keys it writes (writes=), and only then"
+            )
         if self.head_bucket and "ListBucket" not in self.s3:
             raise InfraConfigError("head_bucket needs s3 ListBucket")
 
@@ -89,6 +95,7 @@ def _needs(
     pass_role: bool = False,
     head_bucket: bool = False,
     mac: Iterable[str] = (),
+    writes: Iterable[str] = (),
 ) -> TaskNeeds:
     return TaskNeeds(
         frozenset(cognito),
@@ -100,6 +107,7 @@ def _needs(
         pass_role,
         head_bucket,
         frozenset(mac),
+        tuple(writes),
     )
 
 
@@ -112,15 +120,27 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         ["ListBucket", "PutObject"],
         ["DescribeKey", "GenerateDataKey"],
         head_bucket=True,
+        writes=["runs/*"],
     ),
     # In slices: the last one reads the sealed work parts back to seal config.bin.
-    "CapturePoolConfig": _needs(_CONFIG_READ, ["GetObject", "PutObject"], ["GenerateDataKey", "Decrypt"]),
+    "CapturePoolConfig": _needs(
+        _CONFIG_READ,
+        ["GetObject", "PutObject"],
+        ["GenerateDataKey", "Decrypt"],
+        writes=["*/config.bin", "*/work/*"],
+    ),
     # Pure planning from the captured estimate: no AWS access at all.
     "PlanShards": _needs(),
-    "ExportUsers": _needs(["ListUsers"], ["PutObject"], ["GenerateDataKey"], long_running=True),
+    "ExportUsers": _needs(
+        ["ListUsers"], ["PutObject"], ["GenerateDataKey"], long_running=True, writes=["*/users/*"]
+    ),
     # The group names come from the sealed config.bin, so the slices list the captured groups.
     "ExportGroupMemberships": _needs(
-        ["ListUsersInGroup"], ["GetObject", "PutObject"], ["GenerateDataKey", "Decrypt"], long_running=True
+        ["ListUsersInGroup"],
+        ["GetObject", "PutObject"],
+        ["GenerateDataKey", "Decrypt"],
+        long_running=True,
+        writes=["*/memberships/*"],
     ),
     # HeadObject is authorised by GetObject; leftover parts of a restarted shard are deleted before sealing;
     # GenerateDataKey is SSE-KMS of the manifest; GenerateMac authenticates it: no other role holds it.
@@ -129,13 +149,19 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         ["GetObject", "ListBucket", "PutObject", "DeleteObject"],
         ["GenerateDataKey"],
         mac=["GenerateMac"],
+        writes=["*/manifest.json"],
     ),
     "VerifyBackup": _needs(
         (), ["GetObject", "ListBucket"], ["Decrypt"], long_running=True, mac=["VerifyMac"]
     ),
     # Reads the run's pool list and every pool's authenticated manifest, writes the run's summary.
     "CollectBackups": _needs(
-        (), ["GetObject", "PutObject"], ["Decrypt", "GenerateDataKey"], long_running=True, mac=["VerifyMac"]
+        (),
+        ["GetObject", "PutObject"],
+        ["Decrypt", "GenerateDataKey"],
+        long_running=True,
+        mac=["VerifyMac"],
+        writes=["runs/*"],
     ),
     # Restore (statemachines/restore.asl.json). Audit records, approvals and the restore
     # workspace are sealed objects under <prefix>/audit/, <prefix>/approvals/ and <prefix>/restores/.
@@ -147,13 +173,23 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         ["Decrypt", "GenerateDataKey"],
         long_running=True,
         mac=["VerifyMac"],
+        writes=["restores/*"],
     ),
     # Checks for a decision (HEAD), reads a previous request, writes the audit record and the sealed request.
     "RequestApproval": _needs(
-        (), ["GetObject", "ListBucket", "PutObject"], ["Decrypt", "GenerateDataKey"], notify=True
+        (),
+        ["GetObject", "ListBucket", "PutObject"],
+        ["Decrypt", "GenerateDataKey"],
+        notify=True,
+        writes=["approvals/*", "audit/*"],
     ),
     # Reads approvals/<id>/request.bin and decision.bin, writes audit records (and refusals).
-    "RecordDecision": _needs((), ["GetObject", "ListBucket", "PutObject"], ["Decrypt", "GenerateDataKey"]),
+    "RecordDecision": _needs(
+        (),
+        ["GetObject", "ListBucket", "PutObject"],
+        ["Decrypt", "GenerateDataKey"],
+        writes=["approvals/*", "audit/*"],
+    ),
     "RestorePoolConfig": _needs(
         [
             "ListUserPools",
@@ -178,6 +214,7 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         restore=True,
         pass_role=True,
         mac=["VerifyMac"],
+        writes=["restores/*"],
     ),
     "RestoreUsers": _needs(
         [
@@ -196,6 +233,7 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         restore=True,
         long_running=True,
         mac=["VerifyMac"],
+        writes=["restores/*"],
     ),
     # Reads the backup's membership parts, writes one sealed index per shard into the restore's workspace.
     "IndexMemberships": _needs(
@@ -205,6 +243,7 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         restore=True,
         long_running=True,
         mac=["VerifyMac"],
+        writes=["restores/*"],
     ),
     # UpdateUserPool with the deferred settings, DeleteUserPoolClient of the temporary SignUp client.
     "FinalizeTargetPool": _needs(
@@ -223,9 +262,12 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         restore=True,
         long_running=True,
         mac=["VerifyMac"],
+        writes=["restores/*"],
     ),
     # Lists the id maps, writes the sealed report and the outcome's audit record.
-    "WriteRestoreReport": _needs((), ["ListBucket", "PutObject"], ["GenerateDataKey"]),
+    "WriteRestoreReport": _needs(
+        (), ["ListBucket", "PutObject"], ["GenerateDataKey"], writes=["restores/*", "audit/*"]
+    ),
 }
 
 

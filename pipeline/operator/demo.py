@@ -20,7 +20,9 @@ class DemoAccount:
 def create_mac_key(clients: Clients) -> str:
     """The manifest MAC key under the alias the pipeline looks for, as the CDK app creates it (infra.signing)."""
     key = clients.kms.create_key(
-        Description="cognito-backuper demo manifest MAC key", KeySpec="HMAC_256", KeyUsage="GENERATE_VERIFY_MAC"
+        Description="cognito-backuper demo manifest MAC key",
+        KeySpec="HMAC_256",
+        KeyUsage="GENERATE_VERIFY_MAC",
     )["KeyMetadata"]
     clients.kms.create_alias(AliasName=DEFAULT_MAC_KEY, TargetKeyId=key["KeyId"])
     return key["Arn"]

@@ -62,7 +62,15 @@ MAX_REASON_CHARS = 1000
 TOPIC_ENV = "APPROVAL_TOPIC_ARN"
 OutcomeEvent = Literal["restore.expired", "restore.completed", "restore.failed"]
 _OUTCOMES = frozenset({"restore.expired", "restore.completed", "restore.failed"})
-_IDENTITY_FIELDS = ("requestedBy", "backupUri", "target", "selective", "executionArn", "snapshotUri", "backup")
+_IDENTITY_FIELDS = (
+    "requestedBy",
+    "backupUri",
+    "target",
+    "selective",
+    "executionArn",
+    "snapshotUri",
+    "backup",
+)
 _REQUEST_ID = re.compile(r"^rr-\d{8}T\d{6}Z-[0-9a-f]{12}$")
 # Step Functions' answers for a token that can no longer resume anything.
 _DEAD_TOKEN_CODES = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})

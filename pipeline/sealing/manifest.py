@@ -208,9 +208,7 @@ def read_pinned(
     if (document["poolId"], document["backupId"]) != (loc.pool_id, loc.backup_id):
         raise TamperedError(f"manifest at {loc.uri} names another pool or backup")
     if expected_key_arn is not None and document["kmsKeyArn"] != expected_key_arn:
-        raise TamperedError(
-            f"manifest at {loc.uri} names another KMS key than this deployment's backup key"
-        )
+        raise TamperedError(f"manifest at {loc.uri} names another KMS key than this deployment's backup key")
     body = {k: v for k, v in document.items() if k != "authentication"}
     manifest_mac.verify(clients, body, document["authentication"], loc.uri)
     check_consistency(document, where=loc.uri)

@@ -36,6 +36,7 @@ from pipeline.operator.cli import main
 from pipeline.operator.local_engine import LocalEngine
 from pipeline.restore import approval
 from pipeline.restore import steps as restore
+from pipeline.sealing.manifest_mac import DEFAULT_MAC_KEY
 from tests.iam.iam_contract import (
     Authorization,
     Decision,
@@ -256,11 +257,13 @@ def recorded() -> Iterator[Recorded]:
             )
             assert refused["error"] == "ApprovalRejected", refused
 
-            world = World(REGION, ACCOUNT, storage["bucket"], storage["kmsKeyArn"], PREFIX)
+            mac_key = clients.kms.describe_key(KeyId=DEFAULT_MAC_KEY)["KeyMetadata"]["Arn"]
+            world = World(REGION, ACCOUNT, storage["bucket"], storage["kmsKeyArn"], PREFIX, mac_key)
             physical = {
                 "BackupBucketName": {"Ref": storage["bucket"], "Arn": f"arn:aws:s3:::{storage['bucket']}"},
                 "KmsKeyArn": {"Ref": storage["kmsKeyArn"].rsplit("/", 1)[-1], "Arn": storage["kmsKeyArn"]},
                 "NotificationTopicArn": {"Ref": topic, "TopicArn": topic},
+                "MacKeyArn": {"Ref": mac_key.rsplit("/", 1)[-1], "Arn": mac_key},
                 output_name("backup"): {"Ref": backup_arn, "Name": backup_arn.rsplit(":", 1)[-1]},
                 output_name("restore"): {"Ref": restore_arn, "Name": restore_arn.rsplit(":", 1)[-1]},
             }

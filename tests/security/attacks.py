@@ -101,7 +101,11 @@ def authenticate_with_own_hmac_key(clients: Clients, body: dict[str, Any]) -> di
     tag = clients.kms.generate_mac(
         KeyId=key["Arn"], Message=manifest_mac.message(body), MacAlgorithm=manifest_mac.ALGORITHM
     )["Mac"]
-    auth = {"algorithm": manifest_mac.ALGORITHM, "macKeyId": key["Arn"], "mac": base64.b64encode(tag).decode()}
+    auth = {
+        "algorithm": manifest_mac.ALGORITHM,
+        "macKeyId": key["Arn"],
+        "mac": base64.b64encode(tag).decode(),
+    }
     return {**body, "authentication": auth}
 
 

@@ -124,13 +124,16 @@ def test_a_genuine_backup_copied_under_restores_is_not_a_backup(world: World) ->
     """The operator copies a real backup (every byte authentic) into restores/selections/, its writable area."""
     reader = backup_pool(world)
     planted = BackupLocation(
-        reader.loc.bucket, f"{reader.loc.prefix}/restores/selections", reader.loc.pool_id, reader.loc.backup_id
+        reader.loc.bucket,
+        f"{reader.loc.prefix}/restores/selections",
+        reader.loc.pool_id,
+        reader.loc.backup_id,
     )
     attacks.copy_backup(world.clients, reader.loc, planted)
 
     listed = manifest.list_backups(world.clients, reader.loc.bucket, reader.loc.prefix)
     assert [b["uri"] for b in listed] == [reader.loc.uri]
-    with pytest.raises(InvalidRequest, match="backup prefix|restores"):
+    with pytest.raises(InvalidRequest, match=r"backup prefix|restores"):
         _validated(world, BackupReader(world.clients, planted, reader.doc))
     out = StringIO()
     with redirect_stdout(out):
