@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pipeline.core.aws import Clients
 from pipeline.core.contracts import Storage
+from pipeline.sealing.envelope import BACKUP_KEY_ALIAS
 from pipeline.sealing.manifest_mac import DEFAULT_MAC_KEY
 
 DEMO_BUCKET = "cognito-backuper-demo"
@@ -33,6 +34,8 @@ def prepare_account(clients: Clients) -> DemoAccount:
     key = clients.kms.create_key(Description="cognito-backuper demo backup key", KeyUsage="ENCRYPT_DECRYPT")
     key_arn = key["KeyMetadata"]["Arn"]
     clients.kms.enable_key_rotation(KeyId=key_arn)
+    # The alias the CDK app gives the backup key: approve, reject and approvals find the key by it.
+    clients.kms.create_alias(AliasName=BACKUP_KEY_ALIAS, TargetKeyId=key_arn)
     if clients.region == "us-east-1":
         clients.s3.create_bucket(Bucket=DEMO_BUCKET)
     else:

@@ -201,7 +201,7 @@ def recorded() -> Iterator[Recorded]:
             cognito = boto3.client("cognito-idp")
             pool = seed.seed_pool(cognito, users=12, seed=11)
             _configure(cognito, pool.pool_id)
-            clients.kms.create_alias(AliasName=KEY_ALIAS, TargetKeyId=storage["kmsKeyArn"])
+            assert clients.kms.describe_key(KeyId=KEY_ALIAS)["KeyMetadata"]["Arn"] == storage["kmsKeyArn"]
             subs = {
                 "BackupBucket": storage["bucket"],
                 "KmsKeyArn": storage["kmsKeyArn"],
