@@ -18,6 +18,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.functions import key_uses
+from infra.permissions import SELECTION, TaskNeeds
 from infra.suppressions import TASK_TOKENS, acknowledge, bucket_prefix_resource
 
 OPERATOR_ROLE_NAME = "cognito-backuper-operator"
@@ -35,6 +37,11 @@ EXECUTIONS = (
 )
 # Cognito reads the CLI makes for `restore --dry-run` and `diff` against a live pool (tests/iam records them).
 OPERATOR_COGNITO_READS = ("DescribeUserPool", "ListUsers", "ListGroups", "ListUsersInGroup")
+
+
+OPERATOR_KEY_NEEDS = TaskNeeds(
+    kms=frozenset({"Decrypt", "GenerateDataKey", "DescribeKey"}), seals=(SELECTION,)
+)
 
 
 def _assumable(scope: Construct, construct_id: str, name: str, description: str) -> iam.Role:
@@ -144,15 +151,22 @@ class AccessRoles(Construct):
                 resources=[f"arn:{Aws.PARTITION}:cognito-idp:{Aws.REGION}:{Aws.ACCOUNT_ID}:userpool/*"],
             )
         )
-        operator_key = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
-        self.operator.add_to_policy(
-            iam.PolicyStatement(sid="BackupKey", actions=operator_key, resources=[key.key_arn])
-        )
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="UseOperator", principals=[self.operator], actions=operator_key, resources=["*"]
+        # Reading backups and reports, SSE-KMS through S3, and sealing its selections: never a backup part.
+        for sid, actions, conditions in key_uses(OPERATOR_KEY_NEEDS):
+            self.operator.add_to_policy(
+                iam.PolicyStatement(
+                    sid=sid, actions=actions, resources=[key.key_arn], conditions=conditions or None
+                )
             )
-        )
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"Operator{sid}",
+                    principals=[self.operator],
+                    actions=actions,
+                    resources=["*"],
+                    conditions=conditions or None,
+                )
+            )
 
         self.approver = _assumable(
             self, "ApproverRole", APPROVER_ROLE_NAME, "cognito-backuper approvers: approve or reject restores"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Aws, BundlingOptions, Duration, ILocalBundling, RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -52,6 +53,34 @@ def pass_role_to_cognito() -> iam.PolicyStatement:
         resources=[f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/*"],
         conditions={"StringEquals": {"iam:PassedToService": "cognito-idp.amazonaws.com"}},
     )
+
+
+KeyUse = tuple[str, list[str], dict[str, Any]]
+
+
+def key_uses(needs: TaskNeeds) -> list[KeyUse]:
+    """The task's uses of the backup key, each bound to its purpose by a condition (role and key policy alike).
+
+    SSE-KMS: only when S3 calls KMS for the task (kms:ViaService), for objects its S3 grants reach. Opening a sealed
+    object: only contexts of this app. Sealing: only the kinds of document the task writes (TaskNeeds.seals).
+    """
+    uses: list[KeyUse] = []
+    through_s3 = sorted(needs.kms & {"GenerateDataKey", "Decrypt"})
+    if through_s3:
+        via = {"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}}
+        uses.append(("KeyThroughS3", [f"kms:{a}" for a in through_s3], via))
+    if "Decrypt" in needs.kms:
+        own = {"ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": ["app"]}}
+        uses.append(("OpenSealed", ["kms:Decrypt"], own))
+    for seal in needs.seals:
+        kind = {
+            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(seal.keys)},
+            "ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": [seal.marker]},
+        }
+        uses.append((f"Seal{seal.marker.capitalize()}", ["kms:GenerateDataKey"], kind))
+    if "DescribeKey" in needs.kms:
+        uses.append(("DescribeBackupKey", ["kms:DescribeKey"], {}))
+    return uses
 
 
 @dataclass(frozen=True)
@@ -134,12 +163,10 @@ def statements(needs: TaskNeeds, targets: Targets) -> list[iam.PolicyStatement]:
                 conditions={"StringLike": {"s3:prefix": ["", targets.prefix, f"{targets.prefix}/*"]}},
             )
         )
-    if needs.kms:
+    for sid, actions, conditions in key_uses(needs):
         result.append(
             iam.PolicyStatement(
-                sid="BackupKey",
-                actions=[f"kms:{a}" for a in sorted(needs.kms)],
-                resources=[targets.key.key_arn],
+                sid=sid, actions=actions, resources=[targets.key.key_arn], conditions=conditions or None
             )
         )
     if needs.mac and targets.mac_key is not None:
@@ -201,14 +228,16 @@ class TaskFunction(Construct):
         self.log_group.grant_write(self.role)
         for statement in statements(needs, targets):
             self.role.add_to_policy(statement)
-        if needs.kms:
-            # The key policy names this role: the key trusts no one by default (see infra.storage.scoped_key).
+        # The key policy names this role, for the same uses and under the same conditions: a key policy that
+        # names a principal grants on its own, so the purposes must be bound here (the key trusts no one else).
+        for sid, actions, conditions in key_uses(needs):
             targets.key.add_to_resource_policy(
                 iam.PolicyStatement(
-                    sid=f"Use{task}",
+                    sid=f"{task}{sid}",
                     principals=[self.role],
-                    actions=[f"kms:{a}" for a in sorted(needs.kms)],
+                    actions=actions,
                     resources=["*"],
+                    conditions=conditions or None,
                 )
             )
         if needs.mac and targets.mac_key is not None:

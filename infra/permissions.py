@@ -46,6 +46,26 @@ _CONFIG_READ = (
 
 
 @dataclass(frozen=True)
+class Seal:
+    """One kind of document a task may generate data keys for, named by its encryption context's keys.
+
+    Each kind's context has its own set of keys (pipeline.sealing.envelope, audit, restore.approval, restore.steps):
+    a role may seal only the kinds it writes, so a backup task cannot seal an audit record or an approval, and the
+    operator only its selections. Bound with kms:EncryptionContextKeys: the IAM evaluator of the contract
+    (tests/iam) ignores kms:EncryptionContext:<key>, and a condition no test evaluates is one no test proves.
+    """
+
+    marker: str  # the key only this kind's context has
+    keys: tuple[str, ...]  # every key its context may have
+
+
+OBJECT = Seal("pool", ("app", "pool", "backup", "object"))  # backup parts and a restore's workspace objects
+AUDIT = Seal("audit", ("app", "audit"))
+APPROVAL = Seal("approval", ("app", "approval", "object"))
+SELECTION = Seal("selection", ("app", "selection"))
+
+
+@dataclass(frozen=True)
 class TaskNeeds:
     cognito: frozenset[str] = frozenset()
     s3: frozenset[str] = frozenset()
@@ -64,6 +84,8 @@ class TaskNeeds:
     mac: frozenset[str] = frozenset()
     # Where s3:PutObject reaches, as key patterns under <prefix>/: only the objects the task writes.
     writes: tuple[str, ...] = ()
+    # What kms:GenerateDataKey may seal directly (outside SSE-KMS through S3): only the objects the task writes.
+    seals: tuple[Seal, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.s3 <= S3_ACTIONS or not self.kms <= KMS_ACTIONS or not self.mac <= MAC_ACTIONS:
@@ -72,6 +94,8 @@ class TaskNeeds:
             raise InfraConfigError(
                 "a task that writes objects names the keys it writes (writes=), and only then"
             )
+        if self.seals and "GenerateDataKey" not in self.kms:
+            raise InfraConfigError("seals= needs kms GenerateDataKey")
         if self.head_bucket and "ListBucket" not in self.s3:
             raise InfraConfigError("head_bucket needs s3 ListBucket")
 
@@ -96,6 +120,7 @@ def _needs(
     head_bucket: bool = False,
     mac: Iterable[str] = (),
     writes: Iterable[str] = (),
+    seals: Iterable[Seal] = (),
 ) -> TaskNeeds:
     return TaskNeeds(
         frozenset(cognito),
@@ -108,6 +133,7 @@ def _needs(
         head_bucket,
         frozenset(mac),
         tuple(writes),
+        tuple(seals),
     )
 
 
@@ -128,11 +154,17 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         ["GetObject", "PutObject"],
         ["GenerateDataKey", "Decrypt"],
         writes=["*/config.bin", "*/work/*"],
+        seals=[OBJECT],
     ),
     # Pure planning from the captured estimate: no AWS access at all.
     "PlanShards": _needs(),
     "ExportUsers": _needs(
-        ["ListUsers"], ["PutObject"], ["GenerateDataKey"], long_running=True, writes=["*/users/*"]
+        ["ListUsers"],
+        ["PutObject"],
+        ["GenerateDataKey"],
+        long_running=True,
+        writes=["*/users/*"],
+        seals=[OBJECT],
     ),
     # The group names come from the sealed config.bin, so the slices list the captured groups.
     "ExportGroupMemberships": _needs(
@@ -141,6 +173,7 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         ["GenerateDataKey", "Decrypt"],
         long_running=True,
         writes=["*/memberships/*"],
+        seals=[OBJECT],
     ),
     # HeadObject is authorised by GetObject; leftover parts of a restarted shard are deleted before sealing;
     # GenerateDataKey is SSE-KMS of the manifest; GenerateMac authenticates it: no other role holds it.
@@ -174,6 +207,7 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         long_running=True,
         mac=["VerifyMac"],
         writes=["restores/*"],
+        seals=[OBJECT],
     ),
     # Checks for a decision (HEAD), reads a previous request, writes the audit record and the sealed request.
     "RequestApproval": _needs(
@@ -182,6 +216,7 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         ["Decrypt", "GenerateDataKey"],
         notify=True,
         writes=["approvals/*", "audit/*"],
+        seals=[APPROVAL, AUDIT],
     ),
     # Reads approvals/<id>/request.bin and decision.bin, writes audit records (and refusals).
     "RecordDecision": _needs(
@@ -189,6 +224,7 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         ["GetObject", "ListBucket", "PutObject"],
         ["Decrypt", "GenerateDataKey"],
         writes=["approvals/*", "audit/*"],
+        seals=[AUDIT],
     ),
     "RestorePoolConfig": _needs(
         [
@@ -215,6 +251,7 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         pass_role=True,
         mac=["VerifyMac"],
         writes=["restores/*"],
+        seals=[OBJECT],
     ),
     "RestoreUsers": _needs(
         [
@@ -234,6 +271,7 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         long_running=True,
         mac=["VerifyMac"],
         writes=["restores/*"],
+        seals=[OBJECT],
     ),
     # Reads the backup's membership parts, writes one sealed index per shard into the restore's workspace.
     "IndexMemberships": _needs(
@@ -244,6 +282,7 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         long_running=True,
         mac=["VerifyMac"],
         writes=["restores/*"],
+        seals=[OBJECT],
     ),
     # UpdateUserPool with the deferred settings, DeleteUserPoolClient of the temporary SignUp client.
     "FinalizeTargetPool": _needs(
@@ -263,10 +302,15 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         long_running=True,
         mac=["VerifyMac"],
         writes=["restores/*"],
+        seals=[OBJECT],
     ),
     # Lists the id maps, writes the sealed report and the outcome's audit record.
     "WriteRestoreReport": _needs(
-        (), ["ListBucket", "PutObject"], ["GenerateDataKey"], writes=["restores/*", "audit/*"]
+        (),
+        ["ListBucket", "PutObject"],
+        ["GenerateDataKey"],
+        writes=["restores/*", "audit/*"],
+        seals=[OBJECT, AUDIT],
     ),
 }
 

@@ -18,7 +18,7 @@ import hashlib
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final
 
 import botocore.exceptions
 
@@ -28,7 +28,7 @@ from pipeline.sealing.envelope import canonical_json
 
 MAC_KEY_ENV = "COGNITO_BACKUPER_MAC_KEY"
 DEFAULT_MAC_KEY = "alias/cognito-backuper-manifest"
-ALGORITHM = "HMAC_SHA_256"  # KMS's MacAlgorithm name, stored as is
+ALGORITHM: Final = "HMAC_SHA_256"  # KMS's MacAlgorithm name, stored as is
 _LABEL = b"cognito-backuper manifest v2\n"
 _KEY_ACCESS_CODES = frozenset(
     {

@@ -146,3 +146,62 @@ def test_write_manifest_deletes_only_its_capture_parts(template: ResolvedTemplat
         assert not _allowed(template, "WriteManifest", "s3", "DeleteObject", **delete, Key=key), key
     deleters = [t for t, needs in sorted(TASK_NEEDS.items()) if "DeleteObject" in needs.s3]
     assert deleters == ["WriteManifest"]
+
+
+def _part(backup: str, name: str) -> dict[str, str]:
+    return {"app": "cognito-backuper", "pool": "us-east-1_AbC123", "backup": backup, "object": name}
+
+
+BACKUP_ID = "20260101T000000Z-a1b2c3"
+REQUEST_ID = "rr-20260101T000000Z-0123456789ab"
+AUDIT = {"app": "cognito-backuper", "audit": f"{PREFIX}/audit/2026/01/01/x.bin"}
+APPROVAL = {"app": "cognito-backuper", "approval": REQUEST_ID, "object": "decision.bin"}
+
+
+SELECTION = {"app": "cognito-backuper", "selection": f"{PREFIX}/restores/selections/x.bin"}
+
+
+@pytest.mark.parametrize(
+    ("who", "own", "foreign"),
+    [
+        ("ExportUsers", _part(BACKUP_ID, "users/0/part-00000.bin"), AUDIT),
+        ("ExportGroupMemberships", _part(BACKUP_ID, "memberships/000/part-00000.bin"), APPROVAL),
+        ("CapturePoolConfig", _part(BACKUP_ID, "config.bin"), SELECTION),
+        ("RestoreUsers", _part(REQUEST_ID, "idmap/all/part-00000-0000000.bin"), AUDIT),
+        ("VerifyRestore", _part(REQUEST_ID, "diff.bin"), APPROVAL),
+        ("RestorePoolConfig", _part(REQUEST_ID, "pool-config-00000.bin"), APPROVAL),
+        ("RequestApproval", APPROVAL, _part(BACKUP_ID, "users/0/part-00000.bin")),
+        ("RecordDecision", AUDIT, _part(REQUEST_ID, "report.bin")),
+        (OPERATOR_ROLE_NAME, SELECTION, _part(BACKUP_ID, "users/0/part-00000.bin")),
+        (OPERATOR_ROLE_NAME, SELECTION, {**_part(BACKUP_ID, "users/0/p.bin"), "selection": "x"}),
+    ],
+)
+def test_a_role_cannot_seal_for_another_purpose(
+    template: ResolvedTemplate, who: str, own: dict[str, str], foreign: dict[str, str]
+) -> None:
+    """kms:GenerateDataKey is bound by encryption-context conditions to what the role itself writes."""
+    key = template.world.key_arn
+    assert _allowed(
+        template, who, "kms", "GenerateDataKey", KeyId=key, KeySpec="AES_256", EncryptionContext=own
+    )
+    assert not _allowed(
+        template, who, "kms", "GenerateDataKey", KeyId=key, KeySpec="AES_256", EncryptionContext=foreign
+    )
+
+
+@pytest.mark.parametrize("task", ["WriteManifest", "CollectBackups", "EnumeratePools"])
+def test_tasks_that_seal_nothing_use_the_data_key_only_through_s3(
+    template: ResolvedTemplate, task: str
+) -> None:
+    key = template.world.key_arn
+    context = _part(BACKUP_ID, "users/0/part-00000.bin")
+    assert not _allowed(
+        template, task, "kms", "GenerateDataKey", KeyId=key, KeySpec="AES_256", EncryptionContext=context
+    )
+    assert _allowed(
+        template,
+        task,
+        "s3",
+        "PutObject",
+        **_put(f"{PREFIX}/runs/r/pools.json" if task != "WriteManifest" else f"{BACKUP}/manifest.json"),
+    )
