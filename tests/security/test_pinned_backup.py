@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.core.contracts import RestoreRequest
+from pipeline.core.contracts import IndexCursor, RestoreRequest
 from pipeline.core.errors import IntegrityError, InvalidRequest
 from pipeline.core.layout import BackupLocation
 from pipeline.operator.cli import main
@@ -27,7 +27,9 @@ from pipeline.sealing.backup_reader import BackupReader
 from tests.helpers.restore_world import World, backup_pool, make_world
 from tests.security import attacks
 
-START = {"next": 0, "passes": 0, "done": False}
+
+def _start() -> IndexCursor:
+    return {"next": 0, "passes": 0, "done": False}
 
 
 @pytest.fixture
@@ -58,7 +60,7 @@ def _swap_manifest(world: World, reader: BackupReader) -> None:
 
 
 def _indexed_memberships(world: World, request: RestoreRequest) -> int:
-    restore.index_memberships(world.clients, request, dict(START))  # type: ignore[arg-type]
+    restore.index_memberships(world.clients, request, _start())
     ws = restore.workspace(request)
     return sum(
         len(r["groups"])
@@ -89,7 +91,7 @@ def test_a_restore_whose_approved_manifest_is_gone_fails_with_an_integrity_error
                 Bucket=reader.loc.bucket, Key=reader.loc.manifest_key, VersionId=version["VersionId"]
             )
     with pytest.raises(IntegrityError, match="changed after approval"):
-        restore.index_memberships(world.clients, request, dict(START))  # type: ignore[arg-type]
+        restore.index_memberships(world.clients, request, _start())
 
 
 def test_a_request_whose_pinned_digest_does_not_match_is_refused(world: World) -> None:
@@ -99,7 +101,7 @@ def test_a_request_whose_pinned_digest_does_not_match_is_refused(world: World) -
     _swap_manifest(world, reader)
     unversioned: Any = {**request, "manifestVersionId": None}
     with pytest.raises(IntegrityError, match="not the one approved"):
-        restore.index_memberships(world.clients, unversioned, dict(START))
+        restore.index_memberships(world.clients, unversioned, _start())
 
 
 def test_the_approver_sees_the_pinned_backup(world: World) -> None:
