@@ -20,6 +20,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.naming import role_name
+from infra.functions import key_uses
+from infra.permissions import SELECTION, TaskNeeds
 from infra.suppressions import TASK_TOKENS, acknowledge, bucket_prefix_resource
 
 # Role names are <stack name>-<Region>-<suffix> (infra.naming).
@@ -46,6 +48,9 @@ OPERATOR_COGNITO_READS = ("DescribeUserPool", "ListUsers", "ListGroups", "ListUs
 PERSON_CONDITIONS = {
     "StringEquals": {"sts:RoleSessionName": "${aws:username}", "sts:SourceIdentity": "${aws:username}"}
 }
+OPERATOR_KEY_NEEDS = TaskNeeds(
+    kms=frozenset({"Decrypt", "GenerateDataKey", "DescribeKey"}), seals=(SELECTION,)
+)
 
 
 def _assumable(scope: Construct, construct_id: str, name: str, description: str) -> iam.Role:
@@ -188,15 +193,22 @@ class AccessRoles(Construct):
                 resources=[f"arn:{Aws.PARTITION}:cognito-idp:{Aws.REGION}:{Aws.ACCOUNT_ID}:userpool/*"],
             )
         )
-        operator_key = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
-        self.operator.add_to_policy(
-            iam.PolicyStatement(sid="BackupKey", actions=operator_key, resources=[key.key_arn])
-        )
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="UseOperator", principals=[self.operator], actions=operator_key, resources=["*"]
+        # Reading backups and reports, SSE-KMS through S3, and sealing its selections: never a backup part.
+        for sid, actions, conditions in key_uses(OPERATOR_KEY_NEEDS):
+            self.operator.add_to_policy(
+                iam.PolicyStatement(
+                    sid=sid, actions=actions, resources=[key.key_arn], conditions=conditions or None
+                )
             )
-        )
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"Operator{sid}",
+                    principals=[self.operator],
+                    actions=actions,
+                    resources=["*"],
+                    conditions=conditions or None,
+                )
+            )
 
         self.approver = _assumable(
             self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import Aws, BundlingOptions, Duration, ILocalBundling, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
@@ -33,11 +34,21 @@ from pipeline.cognito.throttle import BUDGET_TABLE_ENV, FRACTION_ENV
 from pipeline.core import task_names
 from pipeline.restore.approval import TOPIC_ENV
 from pipeline.sealing.audit import LOCK_DAYS_ENV
+from pipeline.sealing.manifest_mac import MAC_KEY_ENV
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 PYTHON_VERSION = RUNTIME.name.removeprefix("python")
 LONG_TIMEOUT = Duration.minutes(15)
 SHORT_TIMEOUT = Duration.minutes(5)
+# What s3:DeleteObject reaches under <prefix>/<pool>/<backup>/: parts, never manifest.json.
+DELETABLE_FOLDERS = ("work", "users", "memberships")
+
+
+def deletable(needs: TaskNeeds) -> list[str]:
+    """Key patterns under <prefix>/ that the task's s3:DeleteObject reaches: a backup's parts; a purge (of a
+    folder with no manifest) also its captured config.bin."""
+    folders = [f"*/{folder}/*" for folder in DELETABLE_FOLDERS]
+    return [*folders, "*/config.bin"] if needs.purges else folders
 
 
 def user_pool_arns() -> str:
@@ -54,6 +65,34 @@ def pass_role_to_cognito() -> iam.PolicyStatement:
     )
 
 
+KeyUse = tuple[str, list[str], dict[str, Any]]
+
+
+def key_uses(needs: TaskNeeds) -> list[KeyUse]:
+    """The task's uses of the backup key, each bound to its purpose by a condition (role and key policy alike).
+
+    SSE-KMS: only when S3 calls KMS for the task (kms:ViaService), for objects its S3 grants reach. Opening a sealed
+    object: only contexts of this app. Sealing: only the kinds of document the task writes (TaskNeeds.seals).
+    """
+    uses: list[KeyUse] = []
+    through_s3 = sorted(needs.kms & {"GenerateDataKey", "Decrypt"})
+    if through_s3:
+        via = {"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}}
+        uses.append(("KeyThroughS3", [f"kms:{a}" for a in through_s3], via))
+    if "Decrypt" in needs.kms:
+        own = {"ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": ["app"]}}
+        uses.append(("OpenSealed", ["kms:Decrypt"], own))
+    for seal in needs.seals:
+        kind = {
+            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(seal.keys)},
+            "ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": [seal.marker]},
+        }
+        uses.append((f"Seal{seal.marker.capitalize()}", ["kms:GenerateDataKey"], kind))
+    if "DescribeKey" in needs.kms:
+        uses.append(("DescribeBackupKey", ["kms:DescribeKey"], {}))
+    return uses
+
+
 @dataclass(frozen=True)
 class Targets:
     """The resources the task permissions point at."""
@@ -67,6 +106,7 @@ class Targets:
     audit_lock_days: int = 0
     # The shared rate budget's table (infra.budget); None: each Lambda process limits itself alone.
     budget_table: dynamodb.ITable | None = None
+    mac_key: kms.IKey | None = None  # infra.signing: the manifest MAC key
 
 
 def statements(needs: TaskNeeds, targets: Targets) -> list[iam.PolicyStatement]:
@@ -88,13 +128,34 @@ def statements(needs: TaskNeeds, targets: Targets) -> list[iam.PolicyStatement]:
                 resources=["*"],
             )
         )
-    objects = sorted(needs.s3 - {"ListBucket"})
+    objects = sorted(needs.s3 - {"ListBucket", "DeleteObject", "PutObject"})
     if objects:
         result.append(
             iam.PolicyStatement(
                 sid="BackupObjects",
                 actions=[f"s3:{a}" for a in objects],
                 resources=[targets.bucket.arn_for_objects(f"{targets.prefix}/*")],
+            )
+        )
+    if "PutObject" in needs.s3:
+        # Each task writes only its own kind of object (infra.permissions TaskNeeds.writes).
+        result.append(
+            iam.PolicyStatement(
+                sid="WriteOwnObjects",
+                actions=["s3:PutObject"],
+                resources=[
+                    targets.bucket.arn_for_objects(f"{targets.prefix}/{pattern}") for pattern in needs.writes
+                ],
+            )
+        )
+    if "DeleteObject" in needs.s3:
+        # Only a backup's own parts (WriteManifest drops its capture's work parts and a restarted shard's
+        # leftovers): never a manifest, an audit record, an approval or a restore's objects by name.
+        result.append(
+            iam.PolicyStatement(
+                sid="DropBackupParts",
+                actions=["s3:DeleteObject"],
+                resources=[targets.bucket.arn_for_objects(f"{targets.prefix}/{p}") for p in deletable(needs)],
             )
         )
     if "ListBucket" in needs.s3 and needs.head_bucket:
@@ -113,12 +174,18 @@ def statements(needs: TaskNeeds, targets: Targets) -> list[iam.PolicyStatement]:
                 conditions={"StringLike": {"s3:prefix": ["", targets.prefix, f"{targets.prefix}/*"]}},
             )
         )
-    if needs.kms:
+    for sid, actions, conditions in key_uses(needs):
         result.append(
             iam.PolicyStatement(
-                sid="BackupKey",
-                actions=[f"kms:{a}" for a in sorted(needs.kms)],
-                resources=[targets.key.key_arn],
+                sid=sid, actions=actions, resources=[targets.key.key_arn], conditions=conditions or None
+            )
+        )
+    if needs.mac and targets.mac_key is not None:
+        result.append(
+            iam.PolicyStatement(
+                sid="ManifestMacKey",
+                actions=[f"kms:{a}" for a in sorted(needs.mac)],
+                resources=[targets.mac_key.key_arn],
             )
         )
     if needs.cognito and targets.budget_table is not None:
@@ -196,13 +263,24 @@ class TaskFunction(Construct):
                 bucket_prefix_resource(targets.bucket, f"{targets.prefix}/audit"),
                 "Audit records are created at run time under <prefix>/audit/; each is locked as it is written.",
             )
-        if needs.kms:
-            # The key policy names this role: the key trusts no one by default (see infra.storage.scoped_key).
+        # The key policy names this role, for the same uses and under the same conditions: a key policy that
+        # names a principal grants on its own, so the purposes must be bound here (the key trusts no one else).
+        for sid, actions, conditions in key_uses(needs):
             targets.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"{task}{sid}",
+                    principals=[self.role],
+                    actions=actions,
+                    resources=["*"],
+                    conditions=conditions or None,
+                )
+            )
+        if needs.mac and targets.mac_key is not None:
+            targets.mac_key.add_to_resource_policy(
                 iam.PolicyStatement(
                     sid=f"Use{task}",
                     principals=[self.role],
-                    actions=[f"kms:{a}" for a in sorted(needs.kms)],
+                    actions=[f"kms:{a}" for a in sorted(needs.mac)],
                     resources=["*"],
                 )
             )
@@ -246,6 +324,8 @@ class TaskFunction(Construct):
                 **({TOPIC_ENV: targets.topic.topic_arn} if needs.notify else {}),
                 # How long pipeline.sealing.audit locks each record it writes.
                 **({LOCK_DAYS_ENV: str(targets.audit_lock_days)} if locks_audit else {}),
+                # The deployment's manifest MAC key: the one key a manifest must verify with.
+                **({MAC_KEY_ENV: targets.mac_key.key_arn} if targets.mac_key is not None else {}),
             },
         )
         _acknowledge_wildcards(self.role, needs, targets)
@@ -256,10 +336,18 @@ def _acknowledge_wildcards(role: iam.Role, needs: TaskNeeds, targets: Targets) -
         acknowledge(role, ANY_RESOURCE, ACCOUNT_WIDE_COGNITO)
     if needs.cognito_pool_scoped:
         acknowledge(role, USER_POOL_RESOURCE, USER_POOLS)
-    if needs.s3 - {"ListBucket"}:
+    if needs.s3 - {"ListBucket", "PutObject", "DeleteObject"}:
         acknowledge(role, bucket_prefix_resource(targets.bucket, targets.prefix), BACKUP_PREFIX)
+    patterns = [*needs.writes, *(deletable(needs) if "DeleteObject" in needs.s3 else [])]
+    for pattern in patterns:
+        acknowledge(role, _object_finding(targets.bucket, f"{targets.prefix}/{pattern}"), BACKUP_PREFIX)
     if needs.pass_role:
         acknowledge(role, ACCOUNT_ROLES_RESOURCE, ROLE_HANDOVER)
+
+
+def _object_finding(bucket: s3.IBucket, pattern: str) -> str:
+    """cdk-nag's finding id for ``<bucket arn>/<pattern>`` (a pattern that may not end in ``/*``)."""
+    return bucket_prefix_resource(bucket, "X").replace("/X/*]", f"/{pattern}]")
 
 
 def function_code(project_root: Path, local: ILocalBundling) -> lambda_.Code:

@@ -21,8 +21,11 @@ from dataclasses import dataclass
 
 from infra.settings import InfraConfigError
 
-S3_ACTIONS = frozenset({"GetObject", "PutObject", "DeleteObject", "ListBucket"})
+# GetObjectVersion: a restore re-reads the approved manifest by its pinned S3 version id.
+S3_ACTIONS = frozenset({"GetObject", "GetObjectVersion", "PutObject", "DeleteObject", "ListBucket"})
 KMS_ACTIONS = frozenset({"GenerateDataKey", "Decrypt", "DescribeKey"})
+# The manifest MAC key (infra.signing): GenerateMac for WriteManifest alone, VerifyMac for manifest readers.
+MAC_ACTIONS = frozenset({"GenerateMac", "VerifyMac"})
 # IAM defines no resource type for these, so they only work with Resource "*"; every other Cognito action is
 # scoped to user pool ARNs.
 COGNITO_ACCOUNT_WIDE = frozenset({"ListUserPools", "CreateUserPool", "DescribeUserPoolDomain"})
@@ -43,6 +46,26 @@ _CONFIG_READ = (
 
 
 @dataclass(frozen=True)
+class Seal:
+    """One kind of document a task may generate data keys for, named by its encryption context's keys.
+
+    Each kind's context has its own set of keys (pipeline.sealing.envelope, audit, restore.approval, restore.steps):
+    a role may seal only the kinds it writes, so a backup task cannot seal an audit record or an approval, and the
+    operator only its selections. Bound with kms:EncryptionContextKeys: the IAM evaluator of the contract
+    (tests/iam) ignores kms:EncryptionContext:<key>, and a condition no test evaluates is one no test proves.
+    """
+
+    marker: str  # the key only this kind's context has
+    keys: tuple[str, ...]  # every key its context may have
+
+
+OBJECT = Seal("pool", ("app", "pool", "backup", "object"))  # backup parts and a restore's workspace objects
+AUDIT = Seal("audit", ("app", "audit"))
+APPROVAL = Seal("approval", ("app", "approval", "object"))
+SELECTION = Seal("selection", ("app", "selection"))
+
+
+@dataclass(frozen=True)
 class TaskNeeds:
     cognito: frozenset[str] = frozenset()
     s3: frozenset[str] = frozenset()
@@ -58,10 +81,25 @@ class TaskNeeds:
     # HeadBucket: authorised as s3:ListBucket on the bucket, with no s3:prefix key in the request, so a listing
     # grant conditioned on s3:prefix never matches it. Such a task gets ListBucket on the bucket unconditioned.
     head_bucket: bool = False
+    mac: frozenset[str] = frozenset()
+    # Where s3:PutObject reaches, as key patterns under <prefix>/: only the objects the task writes.
+    writes: tuple[str, ...] = ()
+    # What kms:GenerateDataKey may seal directly (outside SSE-KMS through S3): only the objects the task writes.
+    seals: tuple[Seal, ...] = ()
+    # Deletes a whole backup folder that has no manifest (its config.bin too): PurgeIncompleteBackup only.
+    purges: bool = False
 
     def __post_init__(self) -> None:
-        if not self.s3 <= S3_ACTIONS or not self.kms <= KMS_ACTIONS:
-            raise InfraConfigError(f"unknown S3 or KMS action in {sorted(self.s3 | self.kms)}")
+        if not self.s3 <= S3_ACTIONS or not self.kms <= KMS_ACTIONS or not self.mac <= MAC_ACTIONS:
+            raise InfraConfigError(f"unknown S3 or KMS action in {sorted(self.s3 | self.kms | self.mac)}")
+        if ("PutObject" in self.s3) != bool(self.writes):
+            raise InfraConfigError(
+                "a task that writes objects names the keys it writes (writes=), and only then"
+            )
+        if self.seals and "GenerateDataKey" not in self.kms:
+            raise InfraConfigError("seals= needs kms GenerateDataKey")
+        if self.purges and "DeleteObject" not in self.s3:
+            raise InfraConfigError("purges needs s3 DeleteObject")
         if self.head_bucket and "ListBucket" not in self.s3:
             raise InfraConfigError("head_bucket needs s3 ListBucket")
 
@@ -84,6 +122,10 @@ def _needs(
     long_running: bool = False,
     pass_role: bool = False,
     head_bucket: bool = False,
+    mac: Iterable[str] = (),
+    writes: Iterable[str] = (),
+    seals: Iterable[Seal] = (),
+    purges: bool = False,
 ) -> TaskNeeds:
     return TaskNeeds(
         frozenset(cognito),
@@ -94,6 +136,10 @@ def _needs(
         long_running,
         pass_role,
         head_bucket,
+        frozenset(mac),
+        tuple(writes),
+        tuple(seals),
+        purges,
     )
 
 
@@ -106,47 +152,101 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         ["ListBucket", "PutObject"],
         ["DescribeKey", "GenerateDataKey"],
         head_bucket=True,
+        writes=["runs/*"],
     ),
     # In slices: the last one reads the sealed work parts back to seal config.bin.
-    "CapturePoolConfig": _needs(_CONFIG_READ, ["GetObject", "PutObject"], ["GenerateDataKey", "Decrypt"]),
+    "CapturePoolConfig": _needs(
+        _CONFIG_READ,
+        ["GetObject", "PutObject"],
+        ["GenerateDataKey", "Decrypt"],
+        writes=["*/config.bin", "*/work/*"],
+        seals=[OBJECT],
+    ),
     # Pure planning from the captured estimate: no AWS access at all.
     "PlanShards": _needs(),
-    "ExportUsers": _needs(["ListUsers"], ["PutObject"], ["GenerateDataKey"], long_running=True),
+    "ExportUsers": _needs(
+        ["ListUsers"],
+        ["PutObject"],
+        ["GenerateDataKey"],
+        long_running=True,
+        writes=["*/users/*"],
+        seals=[OBJECT],
+    ),
     # The group names come from the sealed config.bin, so the slices list the captured groups.
     "ExportGroupMemberships": _needs(
-        ["ListUsersInGroup"], ["GetObject", "PutObject"], ["GenerateDataKey", "Decrypt"], long_running=True
+        ["ListUsersInGroup"],
+        ["GetObject", "PutObject"],
+        ["GenerateDataKey", "Decrypt"],
+        long_running=True,
+        writes=["*/memberships/*"],
+        seals=[OBJECT],
     ),
     # HeadObject is authorised by GetObject; leftover parts of a restarted shard are deleted before sealing;
-    # GenerateDataKey makes the manifest's MAC key.
+    # GenerateDataKey is SSE-KMS of the manifest; GenerateMac authenticates it: no other role holds it.
     "WriteManifest": _needs(
-        (), ["GetObject", "ListBucket", "PutObject", "DeleteObject"], ["GenerateDataKey"]
+        (),
+        ["GetObject", "ListBucket", "PutObject", "DeleteObject"],
+        ["GenerateDataKey"],
+        mac=["GenerateMac"],
+        writes=["*/manifest.json"],
     ),
-    "VerifyBackup": _needs((), ["GetObject", "ListBucket"], ["Decrypt"], long_running=True),
-    # Reads the run's pool list and every pool's authenticated manifest (the MAC key is a KMS data key), writes
-    # the run's summary and one sealed audit record per pool (backup.completed / backup.failed).
+    "VerifyBackup": _needs(
+        (), ["GetObject", "ListBucket"], ["Decrypt"], long_running=True, mac=["VerifyMac"]
+    ),
+    # Reads the run's pool list and every pool's authenticated manifest, writes the run's summary and one sealed
+    # audit record per pool (backup.completed / backup.failed), reading the audit chain's head.
     "CollectBackups": _needs(
-        (), ["GetObject", "PutObject"], ["Decrypt", "GenerateDataKey"], long_running=True
-    ),
-    # Purges one backup folder without a manifest (cognito-backuper purge-incomplete): lists it, deletes its
-    # objects, writes the backup.purged audit record. The only DeleteObject an operator can cause, and only here.
-    "PurgeIncompleteBackup": _needs((), ["ListBucket", "DeleteObject", "PutObject"], ["GenerateDataKey"]),
-    # Restore (statemachines/restore.asl.json). Audit records, approvals and the restore
-    # workspace are sealed objects under <prefix>/audit/, <prefix>/approvals/ and <prefix>/restores/.
-    # Reads only on Cognito: verifies the whole backup, checks the target, reads and re-seals the selection.
-    "ValidateRequest": _needs(
-        ["DescribeUserPool"],
+        (),
         ["GetObject", "ListBucket", "PutObject"],
         ["Decrypt", "GenerateDataKey"],
         long_running=True,
+        mac=["VerifyMac"],
+        writes=["runs/*", "audit/*"],
+        seals=[AUDIT],
+    ),
+    # Purges one backup folder without a manifest (cognito-backuper purge-incomplete): lists it, deletes its
+    # objects, writes the backup.purged audit record (reading the chain's head). The only DeleteObject an operator
+    # can cause, and only here.
+    "PurgeIncompleteBackup": _needs(
+        (),
+        ["GetObject", "ListBucket", "DeleteObject", "PutObject"],
+        ["Decrypt", "GenerateDataKey"],
+        writes=["audit/*"],
+        seals=[AUDIT],
+        purges=True,
+    ),
+    # Restore (statemachines/restore.asl.json). Audit records, approvals and the restore
+    # workspace are sealed objects under <prefix>/audit/, <prefix>/approvals/ and <prefix>/restores/.
+    # Reads only on Cognito: verifies the whole backup, checks the target, reads and re-seals the selection.
+    # It pins the manifest (version id and SHA-256) and verifies that very version.
+    "ValidateRequest": _needs(
+        ["DescribeUserPool"],
+        ["GetObject", "GetObjectVersion", "ListBucket", "PutObject"],
+        ["Decrypt", "GenerateDataKey"],
+        long_running=True,
+        mac=["VerifyMac"],
+        writes=["restores/*"],
+        seals=[OBJECT],
     ),
     # Checks for a decision (HEAD), reads a previous request, writes the audit record and the sealed request.
     "RequestApproval": _needs(
-        (), ["GetObject", "ListBucket", "PutObject"], ["Decrypt", "GenerateDataKey"], notify=True
+        (),
+        ["GetObject", "ListBucket", "PutObject"],
+        ["Decrypt", "GenerateDataKey"],
+        notify=True,
+        writes=["approvals/*", "audit/*"],
+        seals=[APPROVAL, AUDIT],
     ),
     # Reads approvals/<id>/request.bin and decision.bin and the audit chain's head; executes the approver's
     # identity proof (an STS call signed by the approver: no permission of its own); writes the decision and
     # audit records (and refusals).
-    "RecordDecision": _needs((), ["GetObject", "ListBucket", "PutObject"], ["Decrypt", "GenerateDataKey"]),
+    "RecordDecision": _needs(
+        (),
+        ["GetObject", "ListBucket", "PutObject"],
+        ["Decrypt", "GenerateDataKey"],
+        writes=["approvals/*", "audit/*"],
+        seals=[APPROVAL, AUDIT],
+    ),
     "RestorePoolConfig": _needs(
         [
             "ListUserPools",
@@ -166,10 +266,13 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
             "CreateGroup",
             "GetGroup",
         ],
-        ["GetObject", "ListBucket", "PutObject"],
+        ["GetObject", "GetObjectVersion", "ListBucket", "PutObject"],
         ["Decrypt", "GenerateDataKey"],
         restore=True,
         pass_role=True,
+        mac=["VerifyMac"],
+        writes=["restores/*"],
+        seals=[OBJECT],
     ),
     "RestoreUsers": _needs(
         [
@@ -183,39 +286,53 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
             "AdminListGroupsForUser",
             "AdminAddUserToGroup",
         ],
-        ["GetObject", "ListBucket", "PutObject"],
+        ["GetObject", "GetObjectVersion", "ListBucket", "PutObject"],
         ["Decrypt", "GenerateDataKey"],
         restore=True,
         long_running=True,
+        mac=["VerifyMac"],
+        writes=["restores/*"],
+        seals=[OBJECT],
     ),
     # Reads the backup's membership parts, writes one sealed index per shard into the restore's workspace.
     "IndexMemberships": _needs(
         (),
-        ["GetObject", "ListBucket", "PutObject"],
+        ["GetObject", "GetObjectVersion", "ListBucket", "PutObject"],
         ["Decrypt", "GenerateDataKey"],
         restore=True,
         long_running=True,
+        mac=["VerifyMac"],
+        writes=["restores/*"],
+        seals=[OBJECT],
     ),
     # UpdateUserPool with the deferred settings, DeleteUserPoolClient of the temporary SignUp client.
     "FinalizeTargetPool": _needs(
         ["DescribeUserPool", "UpdateUserPool", "DeleteUserPoolClient"],
-        ["GetObject", "ListBucket"],
+        ["GetObject", "GetObjectVersion", "ListBucket"],
         ["Decrypt"],
         restore=True,
         pass_role=True,
+        mac=["VerifyMac"],
     ),
     # The diff command's reads; the sealed diff goes to the restore workspace.
     "VerifyRestore": _needs(
         ["ListUsers", "ListGroups", "ListUsersInGroup"],
-        ["GetObject", "ListBucket", "PutObject"],
+        ["GetObject", "GetObjectVersion", "ListBucket", "PutObject"],
         ["Decrypt", "GenerateDataKey"],
         restore=True,
         long_running=True,
+        mac=["VerifyMac"],
+        writes=["restores/*"],
+        seals=[OBJECT],
     ),
     # Lists the id maps, writes the sealed report and the outcome's audit record (reading the chain's head:
     # GetObject, and Decrypt for its SSE-KMS).
     "WriteRestoreReport": _needs(
-        (), ["GetObject", "ListBucket", "PutObject"], ["Decrypt", "GenerateDataKey"]
+        (),
+        ["GetObject", "ListBucket", "PutObject"],
+        ["Decrypt", "GenerateDataKey"],
+        writes=["restores/*", "audit/*"],
+        seals=[OBJECT, AUDIT],
     ),
 }
 
@@ -231,4 +348,6 @@ def needs_for(task: str) -> TaskNeeds:
 
 # The tasks that append to the audit chain (pipeline.sealing.audit.record): with Object Lock on, each locks its
 # records for the audit retention (s3:PutObjectRetention on <prefix>/audit/*, infra/functions.py).
-AUDIT_WRITERS = frozenset({"RequestApproval", "RecordDecision", "WriteRestoreReport"})
+AUDIT_WRITERS = frozenset(
+    {"RequestApproval", "RecordDecision", "WriteRestoreReport", "CollectBackups", "PurgeIncompleteBackup", "DrillRecord"}
+)

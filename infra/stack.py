@@ -20,6 +20,7 @@ from infra.functions import PYTHON_VERSION, Targets, TaskFunction, function_code
 from infra.monitoring import Alerts, Notifications, dashboard
 from infra.orchestration import DailyBackupSchedule, ItemSource, Machine
 from infra.settings import InfraConfigError, Settings
+from infra.signing import grant_mac, manifest_mac_key
 from infra.storage import BackupStorage
 from pipeline.cognito.throttle import DEFAULT_FRACTION
 
@@ -59,6 +60,7 @@ class CognitoBackuperStack(Stack):
         self.settings = settings
 
         self.storage = BackupStorage(self, "Storage", settings=settings)
+        self.mac_key = manifest_mac_key(self, "ManifestMacKey")
         self.notifications = Notifications(self, "Notifications", email=settings.notification_email)
         self.rate_budget = RateBudgetTable(self, "RateBudget")
         targets = Targets(
@@ -69,6 +71,7 @@ class CognitoBackuperStack(Stack):
             topic_key=self.notifications.key,
             audit_lock_days=settings.audit_lock_days if settings.object_lock_days else 0,
             budget_table=self.rate_budget.table,
+            mac_key=self.mac_key,
         )
 
         code = function_code(project_root, PipLocalBundling(project_root, PYTHON_VERSION))
@@ -142,12 +145,15 @@ class CognitoBackuperStack(Stack):
                 prefix=settings.backup_prefix,
                 key=self.storage.key,
             )
+            # verify, list, diff and restore read manifests: the operator verifies them, never mints one.
+            grant_mac(self.mac_key, self.access.operator, ["VerifyMac"], "UseOperator")
         self.trail = (
             AuditTrail(self, "Audit", access_logs=self.storage.access_logs) if settings.enable_trail else None
         )
 
         CfnOutput(self, "BackupBucketName", value=self.storage.bucket.bucket_name)
         CfnOutput(self, "KmsKeyArn", value=self.storage.key.key_arn)
+        CfnOutput(self, "MacKeyArn", value=self.mac_key.key_arn)
         CfnOutput(self, "BackupPrefix", value=settings.backup_prefix)
         CfnOutput(self, "NotificationTopicArn", value=self.notifications.topic.topic_arn)
         for spec in specs:

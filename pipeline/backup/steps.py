@@ -533,7 +533,7 @@ def write_manifest(clients: Clients, state: PoolState) -> ManifestSummary:
 
 
 def verify(clients: Clients, job: PoolJob) -> VerificationResult:
-    report = verify_backup(clients, location(job))
+    report = verify_backup(clients, location(job), expected_key_arn=job["storage"]["kmsKeyArn"])
     return {
         "verified": True,
         "uri": report.uri,

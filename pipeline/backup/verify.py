@@ -15,7 +15,7 @@ from typing import Any
 from pipeline.core.aws import Clients
 from pipeline.core.errors import IntegrityError
 from pipeline.core.layout import MANIFEST_NAME, BackupLocation
-from pipeline.sealing.manifest import read_manifest
+from pipeline.sealing.manifest import ManifestPin, read_pinned
 from pipeline.sealing.store import get_blob, open_blob, s3_errors
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -31,9 +31,15 @@ class VerifyReport:
 
 
 def verify_backup(
-    clients: Clients, loc: BackupLocation, on_object: ProgressCallback | None = None
+    clients: Clients,
+    loc: BackupLocation,
+    on_object: ProgressCallback | None = None,
+    *,
+    expected_key_arn: str | None = None,
+    pin: ManifestPin | None = None,
 ) -> VerifyReport:
-    manifest = read_manifest(clients, loc)
+    """``expected_key_arn`` pins the backup key, ``pin`` the manifest's version (pipeline.sealing.manifest)."""
+    manifest, _ = read_pinned(clients, loc, expected_key_arn, pin)
     objects: list[dict[str, Any]] = manifest["objects"]
     _check_listing(clients, loc, [o["name"] for o in objects])
     tally = _Tally()

@@ -249,6 +249,11 @@ class RestoreRequest(TypedDict):
     backupUsers: int
     backupMemberships: int
     selectedUsers: int | None
+    # The exact manifest approved: every later task re-reads it by this S3 version and re-checks this SHA-256.
+    manifestSha256: str
+    manifestVersionId: str | None
+    backupCompletedAt: str  # with the counts above, what the approver is shown of the backup
+    backupGroups: int
 
 
 class TargetPool(TypedDict):

@@ -95,3 +95,31 @@ def parse_backup_uri(uri: str) -> BackupLocation:
         pool_id=check_pool_id(parts[-2]),
         backup_id=check_backup_id(parts[-1]),
     )
+
+
+# Where the pipeline keeps what is not a backup, beside the backups under the same prefix.
+RESERVED_AREAS = ("restores", "audit", "approvals", "runs")
+
+
+def check_deployed_prefix(loc: BackupLocation, prefix: str) -> BackupLocation:
+    """Backups are accepted only directly under the deployment's backup prefix: an object planted under
+    ``restores/``, ``audit/`` or ``approvals/`` (or anywhere else) is never a backup."""
+    check_backup_area(loc)
+    if loc.prefix.strip("/") != prefix.strip("/"):
+        raise InvalidRequest(
+            f"{loc.uri} is not under this deployment's backup prefix {prefix.strip('/') or '(none)'}/: "
+            "only backups written there are accepted"
+        )
+    return loc
+
+
+def check_backup_area(loc: BackupLocation) -> BackupLocation:
+    """Where no deployment prefix is known (the CLI's own reads): a backup is never inside the pipeline's own
+    areas, so a copy planted under ``<prefix>/restores/…`` is not taken for one."""
+    reserved = [p for p in loc.prefix.split("/") if p in RESERVED_AREAS]
+    if reserved:
+        raise InvalidRequest(
+            f"{loc.uri} is inside the pipeline's {reserved[0]}/ area, not a backup prefix: backups are never "
+            "accepted from restores/, audit/, approvals/ or runs/"
+        )
+    return loc

@@ -25,8 +25,10 @@ from pipeline.core.aws import make_clients, sdk_errors
 from pipeline.operator.cli_common import (
     add_bucket_flags,
     add_engine_flag,
+    add_mac_key_flag,
     add_output_flags,
     add_rate_flags,
+    apply_mac_key_flag,
     apply_rate_flags,
     backup_location,
     camel_keys,
@@ -140,8 +142,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from pipeline.backup.verify import verify_backup
+    from pipeline.core.layout import check_backup_area
 
-    loc = backup_location(args.uri)
+    loc = check_backup_area(backup_location(args.uri))
     clients = preflight()
     started = time.monotonic()
 
@@ -390,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout", type=float, default=6 * 3600, help="seconds to wait for the execution (default 6 h)"
     )
+    add_mac_key_flag(p)
     add_rate_flags(p)
     add_output_flags(p)
     p.set_defaults(func=cmd_backup)
@@ -400,13 +404,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exit 0 only when every object matches the authenticated manifest.",
     )
     p.add_argument("uri", metavar="S3_URI", help="s3://BUCKET/[PREFIX/]POOL_ID/BACKUP_ID/")
+    add_mac_key_flag(p)
     add_output_flags(p)
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser(
         "list",
         help="list the backups in a bucket",
-        description="Lists completed backups (those with a manifest).",
+        description="Lists completed backups (those with a manifest) directly under the prefix; one whose manifest "
+        "the deployment's MAC key does not verify is listed with its error.",
     )
     add_bucket_flags(p)
     p.add_argument("--pool-id", metavar="ID", help="only the backups of this user pool id")
@@ -415,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="list instead the backup folders that hold parts but no manifest (an interrupted or failed backup)",
     )
+    add_mac_key_flag(p)
     add_output_flags(p)
     p.set_defaults(func=cmd_list)
 
@@ -451,6 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with sdk_errors():
             apply_rate_flags(args)
+            apply_mac_key_flag(args)
             return func(args)
     except errors.PipelineError as exc:
         name = type(exc).__name__

@@ -111,6 +111,25 @@ def add_engine_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_mac_key_flag(p: argparse.ArgumentParser) -> None:
+    from pipeline.sealing.manifest_mac import DEFAULT_MAC_KEY, MAC_KEY_ENV
+
+    p.add_argument(
+        "--mac-key",
+        metavar="KEY",
+        help="the deployment's manifest MAC key (id, ARN or alias): a manifest counts only if this key verifies "
+        f"it (default: ${MAC_KEY_ENV}, else {DEFAULT_MAC_KEY}, which the CDK app creates)",
+    )
+
+
+def apply_mac_key_flag(args: argparse.Namespace) -> None:
+    """Read by every manifest check of this process, the local engine's tasks included."""
+    from pipeline.sealing.manifest_mac import MAC_KEY_ENV
+
+    if getattr(args, "mac_key", None):
+        os.environ[MAC_KEY_ENV] = args.mac_key
+
+
 def add_rate_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--quota-percent",

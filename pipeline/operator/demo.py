@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from pipeline.core.aws import Clients
 from pipeline.core.contracts import Storage
+from pipeline.sealing.envelope import BACKUP_KEY_ALIAS
+from pipeline.sealing.manifest_mac import DEFAULT_MAC_KEY
 
 DEMO_BUCKET = "cognito-backuper-demo"
 DEMO_PREFIX = "backups"
@@ -16,10 +18,24 @@ class DemoAccount:
     storage: Storage
 
 
+def create_mac_key(clients: Clients) -> str:
+    """The manifest MAC key under the alias the pipeline looks for, as the CDK app creates it (infra.signing)."""
+    key = clients.kms.create_key(
+        Description="cognito-backuper demo manifest MAC key",
+        KeySpec="HMAC_256",
+        KeyUsage="GENERATE_VERIFY_MAC",
+    )["KeyMetadata"]
+    clients.kms.create_alias(AliasName=DEFAULT_MAC_KEY, TargetKeyId=key["KeyId"])
+    return key["Arn"]
+
+
 def prepare_account(clients: Clients) -> DemoAccount:
+    create_mac_key(clients)
     key = clients.kms.create_key(Description="cognito-backuper demo backup key", KeyUsage="ENCRYPT_DECRYPT")
     key_arn = key["KeyMetadata"]["Arn"]
     clients.kms.enable_key_rotation(KeyId=key_arn)
+    # The alias the CDK app gives the backup key: approve, reject and approvals find the key by it.
+    clients.kms.create_alias(AliasName=BACKUP_KEY_ALIAS, TargetKeyId=key_arn)
     if clients.region == "us-east-1":
         clients.s3.create_bucket(Bucket=DEMO_BUCKET)
     else:
@@ -27,6 +43,8 @@ def prepare_account(clients: Clients) -> DemoAccount:
             Bucket=DEMO_BUCKET,
             CreateBucketConfiguration={"LocationConstraint": clients.region},  # type: ignore[typeddict-item]
         )
+    # Versioned as the CDK app's bucket is: a restore pins the manifest's S3 version id.
+    clients.s3.put_bucket_versioning(Bucket=DEMO_BUCKET, VersioningConfiguration={"Status": "Enabled"})
     clients.s3.put_public_access_block(
         Bucket=DEMO_BUCKET,
         PublicAccessBlockConfiguration={

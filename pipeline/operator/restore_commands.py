@@ -14,10 +14,11 @@ import botocore.exceptions
 from pipeline.core import errors, identity_proof
 from pipeline.core.aws import Clients, caller_arn, error_code, sdk_errors, standard_session
 from pipeline.core.contracts import Storage
-from pipeline.core.layout import check_pool_id
+from pipeline.core.layout import check_backup_area, check_pool_id
 from pipeline.operator.cli_common import (
     add_bucket_flags,
     add_engine_flag,
+    add_mac_key_flag,
     add_output_flags,
     add_rate_flags,
     backup_location,
@@ -34,6 +35,7 @@ from pipeline.restore import steps as restore
 from pipeline.restore.report import read_report, summary_lines
 from pipeline.sealing import audit
 from pipeline.sealing.backup_reader import BackupReader
+from pipeline.sealing.envelope import BACKUP_KEY_ALIAS as DEPLOYED_KEY_ALIAS
 
 DEFAULT_APPROVAL_TIMEOUT_S = 24 * 3600
 DEFAULT_RESTORE_TIMEOUT_S = 6 * 3600
@@ -51,29 +53,26 @@ def check_pool_name(name: str) -> str:
 
 
 def _settings_of(clients: Clients, uri: str) -> tuple[Storage, BackupReader]:
-    """A restore runs with the bucket, prefix and key of the backup it restores."""
-    loc = backup_location(uri)
+    """A restore runs with the bucket, prefix and key of the backup it restores: the key as its manifest names
+    it, which the deployment's MAC key vouches for (only WriteManifest, with the deployment's key, tags one)."""
+    loc = check_backup_area(backup_location(uri))
     reader = BackupReader.open(clients, loc)
     return {"bucket": loc.bucket, "kmsKeyArn": reader.doc["kmsKeyArn"], "prefix": loc.prefix}, reader
 
 
-def _sink(clients: Clients, bucket: str, prefix: str) -> audit.AuditSink:
-    """The approval store of a bucket; its KMS key is read from the objects' own SSE-KMS header."""
-    settings: Storage = {"bucket": bucket, "kmsKeyArn": "", "prefix": prefix}
-    probe = restore.audit_sink(clients, settings)
-    key_arn = ""
+def _sink(clients: Clients, bucket: str, prefix: str, key: str | None) -> audit.AuditSink:
+    """The approval store of a bucket, opened with the deployment's backup key (``--kms-key``, else the alias the
+    CDK app gives it): never a key read from an object in the bucket, which whoever may write there would choose."""
+    settings: Storage = {"bucket": bucket, "kmsKeyArn": key or DEPLOYED_KEY_ALIAS, "prefix": prefix}
+    sink = restore.audit_sink(clients, settings)
     with sdk_errors():
         try:
-            listing = clients.s3.list_objects_v2(Bucket=bucket, Prefix=probe.approvals_root, MaxKeys=1)
+            clients.s3.list_objects_v2(Bucket=bucket, Prefix=sink.approvals_root, MaxKeys=1)
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) == "NoSuchBucket":
                 raise errors.BucketNotFound(f"bucket {bucket} does not exist") from exc
             raise
-        first = listing.get("Contents", [])
-        if first:
-            key_arn = clients.s3.head_object(Bucket=bucket, Key=first[0]["Key"]).get("SSEKMSKeyId", "")
-    settings["kmsKeyArn"] = key_arn
-    return restore.audit_sink(clients, settings)
+    return sink
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -253,7 +252,7 @@ def _plan_text(plan: dict[str, Any]) -> str:
 def _decide(args: argparse.Namespace, approve: bool) -> int:
     approval.check_request_id(args.request_id)
     clients = preflight()
-    sink = _sink(clients, args.bucket, args.prefix)
+    sink = _sink(clients, args.bucket, args.prefix, args.kms_key)
     request, _ = approval.load(sink, args.request_id)
     decider = caller_arn(clients)
     # The pipeline checks this proof itself (RecordDecision); the CLI writes nothing.
@@ -297,8 +296,8 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
 def cmd_approvals(args: argparse.Namespace) -> int:
     clients = preflight()
-    sink = _sink(clients, args.bucket, args.prefix)
-    requests = approval.pending(sink) if sink.kms_key_arn else []
+    sink = _sink(clients, args.bucket, args.prefix, args.kms_key)
+    requests = approval.pending(sink)
     # A request whose restore was interrupted, stopped or failed can no longer be decided: it is not listed.
     status = {r.request_id: _still_waiting(r, clients.region) for r in requests}
     waiting = [r for r in requests if status[r.request_id] == "RUNNING"]
@@ -306,6 +305,7 @@ def cmd_approvals(args: argparse.Namespace) -> int:
     rows = [
         f"{r.request_id}  requested by {r.requested_by} at {r.requested_at}, expires {r.expires_at}\n"
         f"    restore {r.backup_uri} into {r.target.get('poolId') or 'new pool ' + str(r.target.get('poolName'))}"
+        + _backup_line(r.backup)
         for r in waiting
     ]
     if gone:
@@ -414,6 +414,7 @@ def register(sub: Any) -> None:
         help=f"seconds for the restore after approval (default {DEFAULT_RESTORE_TIMEOUT_S}: 6 h)",
     )
     add_engine_flag(p)
+    add_mac_key_flag(p)
     add_rate_flags(p)
     add_output_flags(p)
     p.set_defaults(func=cmd_restore)
@@ -442,6 +443,7 @@ def register(sub: Any) -> None:
         p.add_argument("request_id", metavar="REQUEST_ID", help="the request id printed by restore (rr-...)")
         add_bucket_flags(p, "the backup bucket holding the request")
         p.add_argument("--reason", help="why (recorded in the audit trail)")
+        _add_key_flag(p)
         add_output_flags(p)
         p.set_defaults(func=func)
 
@@ -460,6 +462,7 @@ def register(sub: Any) -> None:
         "approvals", help="list pending restore requests", description="Requests awaiting a decision."
     )
     add_bucket_flags(p, "the backup bucket holding the requests")
+    _add_key_flag(p)
     add_output_flags(p)
     p.set_defaults(func=cmd_approvals)
 
@@ -487,5 +490,25 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--strict", action="store_true", help="extra users, groups or memberships count as differences"
     )
+    add_mac_key_flag(p)
     add_output_flags(p)
     p.set_defaults(func=cmd_diff)
+
+
+def _backup_line(backup: dict[str, Any]) -> str:
+    """The approved backup as the restore pins it: pool, time, counts, manifest digest and S3 version."""
+    if not backup:
+        return ""
+    return (
+        f"\n    backup of pool {backup.get('poolId')} completed {backup.get('completedAt')}: "
+        f"users={backup.get('users')} groups={backup.get('groups')} memberships={backup.get('memberships')}"
+        f"\n    manifest sha256={backup.get('manifestSha256')} version={backup.get('manifestVersionId')}"
+    )
+
+
+def _add_key_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--kms-key",
+        metavar="KEY",
+        help=f"the deployment's backup key, which seals the approval requests (default {DEPLOYED_KEY_ALIAS})",
+    )

@@ -73,7 +73,15 @@ MAX_REASON_CHARS = 1000
 TOPIC_ENV = "APPROVAL_TOPIC_ARN"
 OutcomeEvent = Literal["restore.expired", "restore.completed", "restore.failed"]
 _OUTCOMES = frozenset({"restore.expired", "restore.completed", "restore.failed"})
-_IDENTITY_FIELDS = ("requestedBy", "backupUri", "target", "selective", "executionArn", "snapshotUri")
+_IDENTITY_FIELDS = (
+    "requestedBy",
+    "backupUri",
+    "target",
+    "selective",
+    "executionArn",
+    "snapshotUri",
+    "backup",
+)
 _REQUEST_ID = re.compile(r"^rr-\d{8}T\d{6}Z-[0-9a-f]{12}$")
 # Step Functions' answers for a token that can no longer resume anything.
 _DEAD_TOKEN_CODES = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
@@ -105,6 +113,8 @@ class ApprovalRequest:
     execution_arn: str = ""
     snapshot_uri: str | None = None
     engine_endpoint: str | None = None
+    # The approved backup: pool, time, counts, manifest SHA-256 and S3 version (restore.steps.approved_backup).
+    backup: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {_camel(k): v for k, v in asdict(self).items()}
@@ -130,6 +140,7 @@ class ApprovalRequest:
             execution_arn=str(data.get("executionArn") or ""),
             snapshot_uri=_optional_str(data.get("snapshotUri")),
             engine_endpoint=_optional_str(data.get("engineEndpoint")),
+            backup=dict(data.get("backup") or {}) if isinstance(data.get("backup"), Mapping) else {},
         )
 
     def expired(self, now: dt.datetime | None = None) -> bool:

@@ -37,9 +37,9 @@ from pipeline.core.contracts import (
 )
 from pipeline.core.errors import IncompleteBackup, InvalidRequest
 from pipeline.core.lambda_runtime import ENGINE_ENDPOINT_ENV, logger
-from pipeline.core.layout import BackupLocation, check_pool_id, parse_backup_uri
+from pipeline.core.layout import BackupLocation, check_deployed_prefix, check_pool_id, parse_backup_uri
 from pipeline.restore import approval, diff, membership_index, pool_restore, user_restore
-from pipeline.sealing import audit, store
+from pipeline.sealing import audit, manifest, store
 from pipeline.sealing.backup_reader import BackupReader
 
 log = logger(__name__)
@@ -107,7 +107,15 @@ def _load_selection(clients: Clients, request: RestoreRequest) -> Selection:
 
 
 def _reader(clients: Clients, request: RestoreRequest) -> BackupReader:
-    return BackupReader.open(clients, parse_backup_uri(request["backupUri"]))
+    """The backup exactly as approved: its manifest by the pinned S3 version, its bytes by the pinned SHA-256,
+    its key the deployment's. A request without a pin is refused: nothing may restore an unpinned backup."""
+    settings = request["settings"]
+    loc = check_deployed_prefix(parse_backup_uri(request["backupUri"]), settings["prefix"])
+    digest = request.get("manifestSha256")
+    if not digest:
+        raise InvalidRequest("the restore request pins no manifest: it was not made by ValidateRequest")
+    pin = manifest.ManifestPin(sha256=digest, version_id=request.get("manifestVersionId"))
+    return BackupReader.open(clients, loc, expected_key_arn=settings["kmsKeyArn"], pin=pin)
 
 
 # --- ValidateRequest ----------------------------------------------------------------------------------------------
@@ -168,6 +176,7 @@ def validate_request(clients: Clients, event: RestoreRequestEvent) -> RestoreReq
     loc = parse_backup_uri(event["backupUri"])
     if loc.bucket != settings["bucket"]:
         raise InvalidRequest(f"the backup must be in this pipeline's bucket {settings['bucket']}")
+    check_deployed_prefix(loc, settings["prefix"])
     # The requester is who STS says signed the proof for this very execution, never a name in the input.
     requested_by = identity_proof.verify_proof(
         event.get("requesterProof"),
@@ -175,8 +184,10 @@ def validate_request(clients: Clients, event: RestoreRequestEvent) -> RestoreReq
         region=clients.region,
     )
     target = _target(clients, event)
-    report = verify_backup(clients, loc)
-    reader = BackupReader.open(clients, loc)
+    # The pin is taken first and the verification reads that very version: what is approved is what was verified.
+    _, pin = manifest.read_pinned(clients, loc, expected_key_arn=settings["kmsKeyArn"])
+    report = verify_backup(clients, loc, expected_key_arn=settings["kmsKeyArn"], pin=pin)
+    reader = BackupReader.open(clients, loc, expected_key_arn=settings["kmsKeyArn"], pin=pin)
     timeout = int(event.get("approvalTimeoutSeconds") or 86_400)
     if not MIN_APPROVAL_S <= timeout <= MAX_APPROVAL_S:
         raise InvalidRequest(f"the approval timeout must be {MIN_APPROVAL_S} s to {MAX_APPROVAL_S} s")
@@ -194,6 +205,10 @@ def validate_request(clients: Clients, event: RestoreRequestEvent) -> RestoreReq
         "backupUsers": report.users,
         "backupMemberships": report.memberships,
         "selectedUsers": None,
+        "manifestSha256": pin.sha256,
+        "manifestVersionId": pin.version_id,
+        "backupCompletedAt": reader.doc["completedAt"],
+        "backupGroups": report.groups,
     }
     selection = _requested_selection(clients, event, reader)
     if selection is not None:
@@ -209,6 +224,21 @@ def validate_request(clients: Clients, event: RestoreRequestEvent) -> RestoreReq
 
 
 # --- approval -----------------------------------------------------------------------------------------------------
+
+
+def approved_backup(request: RestoreRequest) -> dict[str, Any]:
+    """What the approver approves: the backup's pool, time and counts, and the pin every later task re-checks."""
+    source = parse_backup_uri(request["backupUri"])
+    return {
+        "poolId": source.pool_id,
+        "backupId": source.backup_id,
+        "completedAt": request.get("backupCompletedAt"),
+        "users": request["backupUsers"],
+        "groups": request.get("backupGroups"),
+        "memberships": request["backupMemberships"],
+        "manifestSha256": request.get("manifestSha256"),
+        "manifestVersionId": request.get("manifestVersionId"),
+    }
 
 
 def request_approval(
@@ -227,6 +257,7 @@ def request_approval(
         execution_arn=request["executionArn"],
         snapshot_uri=str(backups[0]["uri"]) if backups else None,
         engine_endpoint=os.environ.get(ENGINE_ENDPOINT_ENV),
+        backup=approved_backup(request),
     )
     approval.open_request(audit_sink(clients, request["settings"]), ticket, token)
 

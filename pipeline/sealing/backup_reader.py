@@ -18,8 +18,16 @@ class BackupReader:
     doc: dict[str, Any]
 
     @classmethod
-    def open(cls, clients: Clients, loc: BackupLocation) -> BackupReader:
-        return cls(clients, loc, manifest.read_manifest(clients, loc))
+    def open(
+        cls,
+        clients: Clients,
+        loc: BackupLocation,
+        *,
+        expected_key_arn: str | None = None,
+        pin: manifest.ManifestPin | None = None,
+    ) -> BackupReader:
+        document, _ = manifest.read_pinned(clients, loc, expected_key_arn, pin)
+        return cls(clients, loc, document)
 
     def objects(self, kind: str, shard: str | None = None) -> list[dict[str, Any]]:
         """The manifest's entries of one kind (and shard), in manifest order."""

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
 
 MAGIC = b"CBK1"
+# The alias the CDK app gives the backup key (infra.storage): where the CLI finds the deployment's key.
+BACKUP_KEY_ALIAS = "alias/cognito-backuper"
 APP = "cognito-backuper"
 NONCE_BYTES = 12
 TAG_BYTES = 16

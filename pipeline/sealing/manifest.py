@@ -1,22 +1,21 @@
 """The backup manifest: what a backup holds, validated by a JSON Schema and authenticated with KMS.
 
 A manifest names every object of a backup with its kind, record count, size and SHA-256, plus the totals.
-It is authenticated by an HMAC-SHA256 whose key is a KMS data key generated under an encryption context
-naming the pool, the backup and ``manifest.json``; only the encrypted key is stored. A manifest is written
-once and never replaced.
+It is authenticated by a KMS HMAC key that only WriteManifest may generate with (pipeline.sealing.manifest_mac),
+and verified with the deployment's own MAC key, never the one it names. A manifest is written once and never
+replaced; a restore pins the exact version it approved (its S3 version id and SHA-256, ``ManifestPin``).
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import functools
 import hashlib
-import hmac
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -37,11 +36,10 @@ from pipeline.core.errors import (
     TamperedError,
 )
 from pipeline.core.layout import MANIFEST_NAME, BackupLocation, check_backup_id, check_pool_id
-from pipeline.sealing.envelope import canonical_json, decrypt_data_key, encryption_context, generate_data_key
+from pipeline.sealing import manifest_mac
 from pipeline.sealing.store import StoredObject, put_if_absent, s3_errors
 
-FORMAT_VERSION = 1
-MAC_ALGORITHM = "HMAC-SHA256"
+FORMAT_VERSION = 2  # 1: authenticated with a KMS data key, which any GenerateDataKey caller could mint
 CONFIG_NAME = "config.bin"
 UNSHARDED_DIR = "all"  # layout.user_part_key's directory for the single unsharded shard ""
 _USERS_NAME = re.compile(r"users/([0-9a-f]{1,2}|all)/part-\d{5}\.bin", re.ASCII)
@@ -121,18 +119,7 @@ def write_manifest(clients: Clients, loc: BackupLocation, manifest: dict[str, An
         raise InvalidRequest(f"manifest names another pool or backup than {loc.uri}")
     check_consistency(body)
     key_arn: str = body["kmsKeyArn"]
-    data_key = generate_data_key(clients.kms, key_arn, _context(loc))
-    mac = hmac.new(data_key.plaintext, canonical_json(body), hashlib.sha256).digest()
-    encrypted_key = data_key.encrypted
-    del data_key
-    document = {
-        **body,
-        "authentication": {
-            "algorithm": MAC_ALGORITHM,
-            "encryptedKey": base64.b64encode(encrypted_key).decode("ascii"),
-            "mac": base64.b64encode(mac).decode("ascii"),
-        },
-    }
+    document = {**body, "authentication": manifest_mac.generate(clients, body)}
     validate(document)
     payload = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n"
 
@@ -166,17 +153,51 @@ def exists(clients: Clients, loc: BackupLocation) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class ManifestPin:
+    """The exact manifest a restore was approved for: its S3 version and the SHA-256 of its bytes."""
+
+    sha256: str
+    version_id: str | None  # None only where the bucket is not versioned (S3 answers no version id)
+
+
 def read_manifest(
     clients: Clients, loc: BackupLocation, expected_key_arn: str | None = None
 ) -> dict[str, Any]:
     """The manifest at ``loc``, validated and authenticated. ``expected_key_arn`` pins the key if known."""
+    return read_pinned(clients, loc, expected_key_arn)[0]
+
+
+def read_pinned(
+    clients: Clients,
+    loc: BackupLocation,
+    expected_key_arn: str | None = None,
+    pin: ManifestPin | None = None,
+) -> tuple[dict[str, Any], ManifestPin]:
+    """The manifest and its pin; with ``pin``, exactly that version, refused if its bytes are not the pinned ones."""
     with s3_errors(loc):
         try:
-            payload = clients.s3.get_object(Bucket=loc.bucket, Key=loc.manifest_key)["Body"].read()
+            if pin is not None and pin.version_id:
+                response = clients.s3.get_object(
+                    Bucket=loc.bucket, Key=loc.manifest_key, VersionId=pin.version_id
+                )
+            else:
+                response = clients.s3.get_object(Bucket=loc.bucket, Key=loc.manifest_key)
+            payload = response["Body"].read()
         except botocore.exceptions.ClientError as exc:
-            if error_code(exc) in _MISSING_CODES:
+            if error_code(exc) in _MISSING_CODES | {"NoSuchVersion"}:
+                if pin is not None:
+                    raise TamperedError(
+                        f"the approved manifest version of {loc.uri} is gone: the backup changed after approval"
+                    ) from exc
                 raise BackupNotFound(f"no backup at {loc.uri} (no {MANIFEST_NAME})") from exc
             raise
+    found = ManifestPin(sha256=hashlib.sha256(payload).hexdigest(), version_id=response.get("VersionId"))
+    if pin is not None and found != pin:
+        raise TamperedError(
+            f"manifest of {loc.uri} is not the one approved (SHA-256 or S3 version differs): "
+            "the backup changed after approval"
+        )
     try:
         document = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -187,10 +208,11 @@ def read_manifest(
     if (document["poolId"], document["backupId"]) != (loc.pool_id, loc.backup_id):
         raise TamperedError(f"manifest at {loc.uri} names another pool or backup")
     if expected_key_arn is not None and document["kmsKeyArn"] != expected_key_arn:
-        raise TamperedError(f"manifest at {loc.uri} names another KMS key than expected")
-    _authenticate(clients, loc, document)
+        raise TamperedError(f"manifest at {loc.uri} names another KMS key than this deployment's backup key")
+    body = {k: v for k, v in document.items() if k != "authentication"}
+    manifest_mac.verify(clients, body, document["authentication"], loc.uri)
     check_consistency(document, where=loc.uri)
-    return document
+    return document, found
 
 
 def list_backups(
@@ -205,7 +227,8 @@ def list_backups(
         for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=search):
             for item in page.get("Contents", []):
                 found = _location_of(bucket, item["Key"])
-                if found is not None:
+                # Only backups directly under the prefix: restores/, audit/, approvals/ hold none.
+                if found is not None and found.prefix == prefix.strip("/"):
                     locations.append(found)
     entries = [_summary(clients, found) for found in locations]
     return sorted(entries, key=lambda e: (e["poolId"], e["backupId"], e["uri"]))
@@ -281,27 +304,6 @@ def check_consistency(document: Mapping[str, Any], where: str = "") -> None:
     for field, value in expected.items():
         if counts[field] != value:
             raise ManifestInvalid(f"invalid manifest{place}: counts.{field} does not match its objects")
-
-
-def _authenticate(clients: Clients, loc: BackupLocation, document: dict[str, Any]) -> None:
-    auth = document["authentication"]
-    try:
-        encrypted_key = base64.b64decode(auth["encryptedKey"], validate=True)
-        mac = base64.b64decode(auth["mac"], validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ManifestInvalid(f"invalid manifest at {loc.uri}: authentication is not base64") from exc
-    key = decrypt_data_key(clients.kms, encrypted_key, _context(loc), key_id=document["kmsKeyArn"])
-    body = {k: v for k, v in document.items() if k != "authentication"}
-    expected = hmac.new(key, canonical_json(body), hashlib.sha256).digest()
-    del key
-    if not hmac.compare_digest(expected, mac):
-        raise TamperedError(
-            f"manifest at {loc.uri} failed authentication: it was changed after it was written"
-        )
-
-
-def _context(loc: BackupLocation) -> dict[str, str]:
-    return encryption_context(loc.pool_id, loc.backup_id, MANIFEST_NAME)
 
 
 def _records_of(objects: Sequence[Mapping[str, Any]], kind: str) -> int:

@@ -51,7 +51,7 @@ def test_round_trip(env: Env) -> None:
     read = read_manifest(env.clients, env.loc)
     assert {k: v for k, v in read.items() if k != "authentication"} == doc
     assert read["counts"] == EXPECTED
-    assert read["authentication"]["algorithm"] == "HMAC-SHA256"
+    assert read["authentication"]["algorithm"] == "HMAC_SHA_256"
     assert read_manifest(env.clients, env.loc, expected_key_arn=env.key_arn) == read
 
 

@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 
 from pipeline.core.contracts import RestoreCursor, RestoreRequest, TargetPool
+from pipeline.core.layout import parse_backup_uri
 from pipeline.restore import membership_index
 from pipeline.restore import steps as restore
 from pipeline.restore.pool_restore import restore_pool_config
 from pipeline.sealing import store
-from tests.helpers.restore_world import World, backup_pool, make_world
+from pipeline.sealing.backup_reader import BackupReader
+from tests.helpers.restore_world import World, backup_pool, make_world, pinned
 
 
 @pytest.fixture
@@ -22,6 +24,7 @@ def world() -> Iterator[World]:
 
 def _request(world: World, uri: str, shards: list[str], memberships: int) -> RestoreRequest:
     request: dict[str, Any] = {
+        **pinned(BackupReader.open(world.clients, parse_backup_uri(uri))),
         "requestId": "rr-20260101T000000Z-000000000000",
         "backupUri": uri,
         "settings": world.account.storage,

@@ -12,7 +12,7 @@ from pipeline.core.contracts import RestoreRequest, TargetPool
 from pipeline.restore import steps
 from pipeline.restore.diff import diff_pool
 from tests.helpers.real_aws_doubles import answer_call
-from tests.helpers.restore_world import World, backup_pool, make_world, restore
+from tests.helpers.restore_world import World, backup_pool, make_world, pinned, restore
 
 
 @pytest.fixture
@@ -43,6 +43,7 @@ def _restored(world: World) -> tuple[RestoreRequest, TargetPool]:
         "target": {"mode": "new", "poolId": None, "poolName": "restored"},
         "shards": reader.doc["shards"],
         "selectionKey": None,
+        **pinned(reader),
     }
     target: TargetPool = {
         "poolId": done.config.pool_id,

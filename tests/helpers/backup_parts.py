@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from pipeline.core.aws import Clients, make_clients
 from pipeline.core.layout import BackupLocation
+from pipeline.operator.demo import create_mac_key
 from pipeline.sealing.store import StoredObject, put_sealed
 
 BUCKET = "cb-test-backups"
@@ -43,7 +44,9 @@ def mocked_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     with mock_aws():
         clients = make_clients(boto3.Session())
         key_arn = clients.kms.create_key(Description="backup key")["KeyMetadata"]["Arn"]
+        create_mac_key(clients)
         clients.s3.create_bucket(Bucket=BUCKET)
+        clients.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         loc = BackupLocation(bucket=BUCKET, prefix="backups", pool_id=POOL_ID, backup_id=BACKUP_ID)
         yield Env(clients, key_arn, loc)
 

@@ -19,6 +19,7 @@ from pipeline.restore.pool_restore import (
     restore_pool_config,
 )
 from pipeline.restore.user_restore import UserOutcome, restore_user, restore_user_groups
+from pipeline.sealing import manifest
 from pipeline.sealing.backup_reader import BackupReader
 from tests.helpers import task_chain
 
@@ -128,3 +129,9 @@ def groups_of(cognito: CognitoIdentityProviderClient, pool_id: str) -> dict[str,
         g["GroupName"]: (g.get("Description"), g.get("Precedence"), g.get("RoleArn"))
         for g in cognito.list_groups(UserPoolId=pool_id)["Groups"]
     }
+
+
+def pinned(reader: BackupReader) -> dict[str, Any]:
+    """The pin ValidateRequest records in a restore request: the manifest's SHA-256 and S3 version id."""
+    _, pin = manifest.read_pinned(reader.clients, reader.loc)
+    return {"manifestSha256": pin.sha256, "manifestVersionId": pin.version_id}

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.sealing.manifest_mac import DEFAULT_MAC_KEY
 from tests.iam.iam_recorder import Call
 
 HERE = Path(__file__).resolve().parent
@@ -85,6 +86,7 @@ class World:
     bucket: str
     key_arn: str
     prefix: str
+    mac_key_arn: str = ""  # the manifest MAC key (infra.signing), reached by its alias
     # The tags of the user pools the calls act on (aws:ResourceTag/*): IAM reads them from the pool itself.
     pool_tags: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
@@ -255,7 +257,17 @@ class ResolvedTemplate:
 
 
 def _key_arn(world: World, key_id: str | None) -> str:
-    # The test account's only key and its alias: the backup key.
+    # The manifest MAC key by its alias, ARN or id; every other alias and key: the backup key.
+    if (
+        world.mac_key_arn
+        and key_id
+        and (
+            key_id == DEFAULT_MAC_KEY
+            or key_id == world.mac_key_arn
+            or world.mac_key_arn.endswith(f"/{key_id}")
+        )
+    ):
+        return world.mac_key_arn
     if (
         not key_id
         or key_id.startswith("alias/")

@@ -37,6 +37,7 @@ from pipeline.operator.cli import main
 from pipeline.operator.local_engine import LocalEngine
 from pipeline.restore import approval
 from pipeline.restore import steps as restore
+from pipeline.sealing.manifest_mac import DEFAULT_MAC_KEY
 from tests.iam.iam_contract import (
     Authorization,
     Decision,
@@ -217,7 +218,7 @@ def recorded() -> Iterator[Recorded]:
             cognito = boto3.client("cognito-idp")
             pool = seed.seed_pool(cognito, users=12, seed=11)
             _configure(cognito, pool.pool_id)
-            clients.kms.create_alias(AliasName=KEY_ALIAS, TargetKeyId=storage["kmsKeyArn"])
+            assert clients.kms.describe_key(KeyId=KEY_ALIAS)["KeyMetadata"]["Arn"] == storage["kmsKeyArn"]
             subs = {
                 "BackupBucket": storage["bucket"],
                 "KmsKeyArn": storage["kmsKeyArn"],
@@ -281,7 +282,8 @@ def recorded() -> Iterator[Recorded]:
             audit_check = _cli(OPERATOR, "audit", "--verify", *location)
             assert audit_check["intact"] is True, audit_check
 
-            world = World(REGION, ACCOUNT, storage["bucket"], storage["kmsKeyArn"], PREFIX)
+            mac_key = clients.kms.describe_key(KeyId=DEFAULT_MAC_KEY)["KeyMetadata"]["Arn"]
+            world = World(REGION, ACCOUNT, storage["bucket"], storage["kmsKeyArn"], PREFIX, mac_key)
             physical = {
                 "BackupBucketName": {"Ref": storage["bucket"], "Arn": f"arn:aws:s3:::{storage['bucket']}"},
                 "KmsKeyArn": {"Ref": storage["kmsKeyArn"].rsplit("/", 1)[-1], "Arn": storage["kmsKeyArn"]},
@@ -290,6 +292,7 @@ def recorded() -> Iterator[Recorded]:
                     "Ref": shared_budget.LOCAL_TABLE,
                     "Arn": world.table_arn(shared_budget.LOCAL_TABLE),
                 },
+                "MacKeyArn": {"Ref": mac_key.rsplit("/", 1)[-1], "Arn": mac_key},
                 output_name("backup"): {"Ref": backup_arn, "Name": backup_arn.rsplit(":", 1)[-1]},
                 output_name("restore"): {"Ref": restore_arn, "Name": restore_arn.rsplit(":", 1)[-1]},
             }

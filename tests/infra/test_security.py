@@ -63,7 +63,10 @@ def _actions(stmts: list[dict[str, Any]]) -> set[str]:
 def test_backup_key_rotates_and_trusts_no_one_with_data(default_synth: Synth) -> None:
     keys = default_synth.resources("AWS::KMS::Key")
     assert keys
-    assert all(k["Properties"]["EnableKeyRotation"] is True for k in keys.values())
+    # HMAC keys cannot rotate automatically (KMS rotates symmetric encryption keys only): the manifest MAC key.
+    mac_keys = [k for k in keys.values() if k["Properties"].get("KeySpec") == "HMAC_256"]
+    assert [k["Properties"]["KeyUsage"] for k in mac_keys] == ["GENERATE_VERIFY_MAC"]
+    assert all(k["Properties"]["EnableKeyRotation"] is True for k in keys.values() if k not in mac_keys)
     _bucket_lid, bucket = _backup_bucket(default_synth)
     key_ref = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
         "ServerSideEncryptionByDefault"
@@ -251,7 +254,12 @@ def test_s3_access_limited_to_the_backup_prefix(default_synth: Synth) -> None:
             if stmt["Action"] == "s3:ListBucket":
                 assert stmt["Condition"]["StringLike"]["s3:prefix"] == ["", "backups", "backups/*"]
             else:
-                assert resource.endswith('"/backups/*"]]}')
+                # Reads under the prefix; writes and deletes only of the manifest and the backup's parts.
+                assert '"/backups/' in resource
+                if "s3:PutObject" in as_list(stmt["Action"]):
+                    assert resource.endswith('"/backups/*/manifest.json"]]}')
+                if "s3:DeleteObject" in as_list(stmt["Action"]):
+                    assert "manifest" not in resource and "/backups/*/work/*" in resource
 
 
 def test_state_machines_log_without_execution_data_and_trace(default_synth: Synth) -> None:

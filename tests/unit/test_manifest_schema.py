@@ -42,8 +42,8 @@ def _body() -> dict[str, Any]:
 def _full() -> dict[str, Any]:
     doc = _body()
     doc["authentication"] = {
-        "algorithm": "HMAC-SHA256",
-        "encryptedKey": "AQIDBAUGBwg=",
+        "algorithm": "HMAC_SHA_256",
+        "macKeyId": "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
         "mac": "A" * 43 + "=",
     }
     return doc
@@ -51,7 +51,7 @@ def _full() -> dict[str, Any]:
 
 def test_build_derives_kinds_shards_and_counts() -> None:
     doc = _body()
-    assert doc["formatVersion"] == 1
+    assert doc["formatVersion"] == 2
     assert doc["tool"].startswith("cognito-backuper/")
     assert (doc["poolId"], doc["backupId"], doc["region"]) == (LOC.pool_id, LOC.backup_id, "eu-west-1")
     assert doc["counts"] == {"users": 22, "groups": 3, "memberships": 4, "parts": 5}
@@ -131,7 +131,7 @@ _DELETE = object()
         ("objects.1.sha256", _DELETE, "missing field objects.1.sha256"),
         ("counts.users", "22", "counts.users"),
         ("counts.parts", -1, "counts.parts"),
-        ("formatVersion", 2, "formatVersion"),
+        ("formatVersion", 1, "formatVersion"),
         ("objects.1.sha256", "AB" * 32, "objects.1.sha256"),
         ("objects.1.sha256", "ab" * 31, "objects.1.sha256"),
         ("objects.1.records", 1.5, "objects.1.records"),
