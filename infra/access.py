@@ -19,8 +19,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.naming import role_name
 from infra.functions import key_uses
+from infra.naming import role_name
 from infra.permissions import SELECTION, TaskNeeds
 from infra.suppressions import TASK_TOKENS, acknowledge, bucket_prefix_resource
 

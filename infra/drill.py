@@ -34,11 +34,12 @@ from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from infra.budget import TABLE_ACTIONS
 from infra.functions import Targets, TaskFunction, user_pool_arns
-from infra.permissions import TaskNeeds
+from infra.permissions import AUDIT, OBJECT, Seal, TaskNeeds
 from infra.settings import Settings
 from infra.suppressions import ANY_RESOURCE, USER_POOL_RESOURCE, acknowledge
-from pipeline.cognito.throttle import FRACTION_ENV
+from pipeline.cognito.throttle import BUDGET_TABLE_ENV, FRACTION_ENV
 from pipeline.drill.steps import DRILL_ID_PREFIX, DRILL_TAG
 
 DRILL_MACHINE = "drill"
@@ -86,17 +87,36 @@ def _row(
     create_pool: bool = False,
     long_running: bool = False,
     pass_role: bool = False,
+    writes: tuple[str, ...] = (),
+    seals: tuple[Seal, ...] = (),
+    verifies_manifests: bool = False,
 ) -> DrillNeeds:
-    base = TaskNeeds(s3=frozenset(s3), kms=frozenset(kms), long_running=long_running, pass_role=pass_role)
+    base = TaskNeeds(
+        s3=frozenset(s3),
+        kms=frozenset(kms),
+        long_running=long_running,
+        pass_role=pass_role,
+        mac=frozenset({"VerifyMac"}) if verifies_manifests else frozenset(),
+        writes=writes,
+        seals=seals,
+    )
     return DrillNeeds(base, frozenset(tagged), list_pools, create_pool)
+
+
+# A drill's workspace is a restore's (pipeline.restore.steps.workspace): sealed objects under <prefix>/restores/.
+_WS_WRITES, _WS_SEALS = ("restores/*",), (OBJECT,)
 
 
 # What each drill task calls (pipeline/drill/steps.py and the restore steps it reuses).
 DRILL_TASK_NEEDS: Mapping[str, DrillNeeds] = {
     # Lists the backups, reads their authenticated manifests (the MAC key is a KMS data key).
-    "DrillPlan": _row(frozenset({"GetObject", "ListBucket"}), frozenset({"Decrypt"})),
+    "DrillPlan": _row(
+        frozenset({"GetObject", "ListBucket"}), frozenset({"Decrypt"}), verifies_manifests=True
+    ),
     # Verifies the whole backup, seals the sample; no Cognito at all.
-    "DrillPrepare": _row(_RW, _SEAL, long_running=True),
+    "DrillPrepare": _row(
+        _RW, _SEAL, long_running=True, writes=_WS_WRITES, seals=_WS_SEALS, verifies_manifests=True
+    ),
     # pipeline.restore.pool_restore on a new pool: finds it again by name (ListUserPools, DescribeUserPool),
     # creates it tagged, its MFA, providers, servers, clients and groups. No domain: a drill takes none.
     "DrillRestoreConfig": _row(
@@ -118,8 +138,13 @@ DRILL_TASK_NEEDS: Mapping[str, DrillNeeds] = {
         list_pools=True,
         create_pool=True,
         pass_role=True,
+        writes=_WS_WRITES,
+        seals=_WS_SEALS,
+        verifies_manifests=True,
     ),
-    "DrillIndexMemberships": _row(_RW, _SEAL, long_running=True),
+    "DrillIndexMemberships": _row(
+        _RW, _SEAL, long_running=True, writes=_WS_WRITES, seals=_WS_SEALS, verifies_manifests=True
+    ),
     "DrillRestoreUsers": _row(
         _RW,
         _SEAL,
@@ -135,10 +160,21 @@ DRILL_TASK_NEEDS: Mapping[str, DrillNeeds] = {
             "AdminAddUserToGroup",
         ),
         long_running=True,
+        writes=_WS_WRITES,
+        seals=_WS_SEALS,
+        verifies_manifests=True,
     ),
-    "DrillVerify": _row(_RW, _SEAL, ("ListUsers", "ListGroups", "ListUsersInGroup"), long_running=True),
-    # The drill's audit record (written once, create-only).
-    "DrillRecord": _row(frozenset({"ListBucket", "PutObject"}), frozenset({"GenerateDataKey"})),
+    "DrillVerify": _row(
+        _RW,
+        _SEAL,
+        ("ListUsers", "ListGroups", "ListUsersInGroup"),
+        long_running=True,
+        writes=_WS_WRITES,
+        seals=_WS_SEALS,
+        verifies_manifests=True,
+    ),
+    # The drill's audit record, appended to the chain (reading its head: GetObject, Decrypt for its SSE-KMS).
+    "DrillRecord": _row(_RW, _SEAL, writes=("audit/*",), seals=(AUDIT,)),
     # Finds the scratch pool by name, checks its drill tag, deletes it.
     "DrillCleanup": _row(tagged=("DescribeUserPool", "DeleteUserPool"), list_pools=True),
     "DrillSummarize": _row(),
@@ -206,6 +242,16 @@ class DrillTaskFunction(TaskFunction):
             self.role.add_to_policy(statement)
         if drill.cognito:
             self.function.add_environment(FRACTION_ENV, f"{quota_fraction:.6f}")
+            if targets.budget_table is not None:
+                # The deployment's shared rate budget (infra.budget): drills draw on the same share as backups.
+                self.role.add_to_policy(
+                    iam.PolicyStatement(
+                        sid="SharedRateBudget",
+                        actions=list(TABLE_ACTIONS),
+                        resources=[targets.budget_table.table_arn],
+                    )
+                )
+                self.function.add_environment(BUDGET_TABLE_ENV, targets.budget_table.table_name)
         if drill.tagged:
             acknowledge(self.role, USER_POOL_RESOURCE, TAG_SCOPED)
         if drill.list_pools or drill.create_pool:

@@ -349,5 +349,12 @@ def needs_for(task: str) -> TaskNeeds:
 # The tasks that append to the audit chain (pipeline.sealing.audit.record): with Object Lock on, each locks its
 # records for the audit retention (s3:PutObjectRetention on <prefix>/audit/*, infra/functions.py).
 AUDIT_WRITERS = frozenset(
-    {"RequestApproval", "RecordDecision", "WriteRestoreReport", "CollectBackups", "PurgeIncompleteBackup", "DrillRecord"}
+    {
+        "RequestApproval",
+        "RecordDecision",
+        "WriteRestoreReport",
+        "CollectBackups",
+        "PurgeIncompleteBackup",
+        "DrillRecord",
+    }
 )

@@ -26,10 +26,10 @@ from pipeline.core import metrics
 from pipeline.core.aws import Clients, caller_arn, error_code
 from pipeline.core.contracts import RestoreRequest, RestoreVerification, Storage, TargetPool
 from pipeline.core.errors import BackupNotFound, InvalidRequest, PipelineError
-from pipeline.core.layout import check_pool_id, parse_backup_uri
+from pipeline.core.layout import check_deployed_prefix, check_pool_id, parse_backup_uri
 from pipeline.restore import pool_restore
 from pipeline.restore import steps as restore
-from pipeline.sealing import audit, store
+from pipeline.sealing import audit, manifest, store
 from pipeline.sealing.backup_reader import BackupReader
 from pipeline.sealing.manifest import list_backups
 
@@ -174,8 +174,11 @@ def prepare_drill(
     loc = parse_backup_uri(event["backupUri"])
     if loc.bucket != settings["bucket"]:
         raise InvalidRequest(f"the backup must be in this pipeline's bucket {settings['bucket']}")
-    report = verify_backup(clients, loc)
-    reader = BackupReader.open(clients, loc)
+    check_deployed_prefix(loc, settings["prefix"])
+    # As a restore does: pin the manifest first, verify and read that very version; the restore tasks re-check it.
+    _, pin = manifest.read_pinned(clients, loc, expected_key_arn=settings["kmsKeyArn"])
+    report = verify_backup(clients, loc, expected_key_arn=settings["kmsKeyArn"], pin=pin)
+    reader = BackupReader.open(clients, loc, expected_key_arn=settings["kmsKeyArn"], pin=pin)
     users = _sample(reader, size, rng or random.SystemRandom())
     groups = sorted(g["name"] for g in reader.config()["groups"])
     drill_id = new_drill_id()
@@ -193,6 +196,10 @@ def prepare_drill(
         "backupUsers": report.users,
         "backupMemberships": report.memberships,
         "selectedUsers": len(users),
+        "manifestSha256": pin.sha256,
+        "manifestVersionId": pin.version_id,
+        "backupCompletedAt": reader.doc["completedAt"],
+        "backupGroups": report.groups,
     }
     ws = restore.workspace(request)
     key = ws.root + "selection.bin"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.access import APPROVER_ROLE_NAME, OPERATOR_ROLE_NAME
+from infra.access import APPROVER_ROLE_SUFFIX, OPERATOR_ROLE_SUFFIX
 from infra.permissions import TASK_NEEDS
 from pipeline.core import task_names
 from tests.iam.iam_contract import Authorization, ResolvedTemplate, World, authorizations, evaluate
@@ -42,6 +42,10 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> ResolvedTemplate:
     return ResolvedTemplate(raw, world, physical)
 
 
+# The people's roles, by the suffix of their per-deployment names (<stack>-<Region>-<suffix>).
+OPERATOR_ROLE_NAME, APPROVER_ROLE_NAME = OPERATOR_ROLE_SUFFIX, APPROVER_ROLE_SUFFIX
+
+
 def _key(logical: str) -> str:
     return f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{logical}"
 
@@ -51,7 +55,8 @@ def _role(template: ResolvedTemplate, who: str) -> str:
         return next(
             lid
             for lid, r in template.resources.items()
-            if r["Type"] == "AWS::IAM::Role" and r["Properties"].get("RoleName") == who
+            if r["Type"] == "AWS::IAM::Role"
+            and str(template.resolve(r["Properties"].get("RoleName"))).endswith(f"-{who}")
         )
     return template.role_of_function(task_names.function_name(who))
 
