@@ -23,19 +23,18 @@ S3 and KMS are the restore's: read the backup, write the drill's workspace and i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.budget import TABLE_ACTIONS
 from infra.functions import Targets, TaskFunction, user_pool_arns
+from infra.orchestration import MachineSchedule
 from infra.permissions import AUDIT, OBJECT, Seal, TaskNeeds
 from infra.settings import Settings
 from infra.suppressions import ANY_RESOURCE, USER_POOL_RESOURCE, acknowledge
@@ -258,43 +257,20 @@ class DrillTaskFunction(TaskFunction):
             acknowledge(self.role, ANY_RESOURCE, UNTAGGABLE)
 
 
-class WeeklyDrillSchedule(Construct):
-    """EventBridge Scheduler starts the drill machine (weekly by default); its role may start that one only."""
+class WeeklyDrillSchedule(MachineSchedule):
+    """The restore drill of each pool's latest backup (weekly by default)."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, machine: sfn.IStateMachine, settings: Settings
     ) -> None:
-        super().__init__(scope, construct_id)
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
-            description="cognito-backuper drill schedule: starts the drill state machine only",
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="StartDrill", actions=["states:StartExecution"], resources=[machine.state_machine_arn]
-            )
-        )
-        self.input = {"sample": settings.drill_sample_size}
-        self.schedule = scheduler.CfnSchedule(
-            self,
-            "Schedule",
-            name="cognito-backuper-restore-drill",
+        super().__init__(
+            scope,
+            construct_id,
+            machine=machine,
+            suffix="restore-drill",
             description="Weekly restore drill of each pool's latest backup",
-            schedule_expression=settings.drill_schedule_expression,
-            schedule_expression_timezone=settings.schedule_timezone,
-            flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
-            state="ENABLED" if settings.drill_enabled else "DISABLED",
-            target=scheduler.CfnSchedule.TargetProperty(
-                arn=machine.state_machine_arn,
-                role_arn=self.role.role_arn,
-                input=json.dumps(self.input),
-                retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
-                    maximum_event_age_in_seconds=3600, maximum_retry_attempts=3
-                ),
-            ),
+            expression=settings.drill_schedule_expression,
+            timezone=settings.schedule_timezone,
+            payload={"sample": settings.drill_sample_size},
+            enabled=settings.drill_enabled,
         )
-        policy = self.role.node.try_find_child("DefaultPolicy")
-        if policy is not None:
-            self.schedule.node.add_dependency(policy)

@@ -18,6 +18,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.asl import MachineSpec
+from infra.naming import deployment_name
 from infra.settings import InfraConfigError, Settings
 from infra.suppressions import (
     ANY_RESOURCE,
@@ -223,34 +224,48 @@ def nested_execution_statements(spec: MachineSpec, machine: sfn.IStateMachine) -
     ]
 
 
-class DailyBackupSchedule(Construct):
-    """EventBridge Scheduler starts the backup machine; its role may start that machine and nothing else."""
+class MachineSchedule(Construct):
+    """EventBridge Scheduler starts one state machine with a fixed input; its role may start that machine only.
+
+    The schedule's name is ``<stack>-<Region>-<suffix>`` (infra.naming): schedule names are unique per account,
+    Region and group, so two deployments can live side by side.
+    """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, machine: sfn.IStateMachine, settings: Settings
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        machine: sfn.IStateMachine,
+        suffix: str,
+        description: str,
+        expression: str,
+        timezone: str,
+        payload: dict[str, object],
+        enabled: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         self.role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
-            description="cognito-backuper schedule: starts the backup state machine only",
+            description=f"cognito-backuper schedule ({suffix}): starts one state machine only",
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
-                sid="StartBackup", actions=["states:StartExecution"], resources=[machine.state_machine_arn]
+                sid="StartMachine", actions=["states:StartExecution"], resources=[machine.state_machine_arn]
             )
         )
-        self.input = {"poolIds": list(settings.backup_pool_ids), "allPools": settings.all_pools}
+        self.input = payload
         self.schedule = scheduler.CfnSchedule(
             self,
             "Schedule",
-            name="cognito-backuper-daily-backup",
-            description="Daily backup of Cognito user pools",
-            schedule_expression=settings.schedule_expression,
-            schedule_expression_timezone=settings.schedule_timezone,
+            name=deployment_name(suffix),
+            description=description,
+            schedule_expression=expression,
+            schedule_expression_timezone=timezone,
             flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
-            state="ENABLED",
+            state="ENABLED" if enabled else "DISABLED",
             target=scheduler.CfnSchedule.TargetProperty(
                 arn=machine.state_machine_arn,
                 role_arn=self.role.role_arn,
@@ -264,3 +279,21 @@ class DailyBackupSchedule(Construct):
         policy = self.role.node.try_find_child("DefaultPolicy")
         if policy is not None:
             self.schedule.node.add_dependency(policy)
+
+
+class DailyBackupSchedule(MachineSchedule):
+    """The daily backup of the configured pools (or of every pool)."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, machine: sfn.IStateMachine, settings: Settings
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            machine=machine,
+            suffix="daily-backup",
+            description="Daily backup of Cognito user pools",
+            expression=settings.schedule_expression,
+            timezone=settings.schedule_timezone,
+            payload={"poolIds": list(settings.backup_pool_ids), "allPools": settings.all_pools},
+        )

@@ -111,3 +111,17 @@ def role_name_of(res: dict[str, Any]) -> str | None:
         sep, parts = name["Fn::Join"]
         return str(sep).join("{Region}" if p == {"Ref": "AWS::Region"} else str(p) for p in parts)
     return name if isinstance(name, str) else None
+
+
+def flatten(value: Any) -> str:
+    """A CloudFormation string built with Fn::Join, with its pseudo-parameters and references as markers."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        sep, parts = value["Fn::Join"]
+        return str(sep).join(flatten(p) for p in parts)
+    if isinstance(value, dict) and "Ref" in value:
+        return "{" + str(value["Ref"]) + "}"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return "{" + ".".join(value["Fn::GetAtt"]) + "}"
+    return json.dumps(value)

@@ -12,7 +12,7 @@ from infra.drill import DRILL_TAG_VALUE, DRILL_TASK_NEEDS
 from infra.settings import InfraConfigError, Settings, settings_from_context
 from pipeline.core import task_names
 from pipeline.drill.steps import DRILL_TAG
-from tests.helpers.synth import Synth, as_list
+from tests.helpers.synth import Synth, as_list, flatten
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +45,11 @@ def test_the_drill_machine_is_deployed_from_its_asl_file(default_synth: Synth) -
 
 def test_the_drill_runs_weekly_on_its_own_schedule_with_the_default_sample(default_synth: Synth) -> None:
     schedules = default_synth.resources("AWS::Scheduler::Schedule")
-    (drill,) = [s for s in schedules.values() if s["Properties"]["Name"] == "cognito-backuper-restore-drill"]
+    (drill,) = [
+        s
+        for s in schedules.values()
+        if flatten(s["Properties"]["Name"]) == "{AWS::StackName}-{AWS::Region}-restore-drill"
+    ]
     props = drill["Properties"]
     assert props["ScheduleExpression"] == Settings().drill_schedule_expression == "cron(0 5 ? * SUN *)"
     assert props["State"] == "ENABLED"

@@ -5,33 +5,18 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 from infra.monitoring import BACKUP_MAX_AGE_HOURS, MAP_RUN_LABELS
 from pipeline.core import metrics
-from tests.helpers.synth import Synth
+from tests.helpers.synth import Synth, flatten
 
 STATEMACHINES = Path(__file__).resolve().parents[2] / "statemachines"
-
-
-def _flatten(value: Any) -> str:
-    """A CloudFormation string built with Fn::Join, with its pseudo-parameters and references as markers."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Fn::Join" in value:
-        sep, parts = value["Fn::Join"]
-        return str(sep).join(_flatten(p) for p in parts)
-    if isinstance(value, dict) and "Ref" in value:
-        return "{" + str(value["Ref"]) + "}"
-    if isinstance(value, dict) and "Fn::GetAtt" in value:
-        return "{" + ".".join(value["Fn::GetAtt"]) + "}"
-    return json.dumps(value)
 
 
 def _dashboard(synth: Synth) -> tuple[str, str]:
     (board,) = synth.resources("AWS::CloudWatch::Dashboard").values()
     props = board["Properties"]
-    return _flatten(props["DashboardName"]), _flatten(props["DashboardBody"])
+    return flatten(props["DashboardName"]), flatten(props["DashboardBody"])
 
 
 def test_the_dashboard_graphs_every_emitted_metric_and_nothing_else(default_synth: Synth) -> None:
@@ -64,7 +49,7 @@ def test_the_dashboard_has_lambda_errors_durations_and_the_labelled_map_runs(def
 
 def test_the_alarms_page_the_topic(default_synth: Synth) -> None:
     alarms = {
-        _flatten(a["Properties"]["AlarmName"]): a["Properties"]
+        flatten(a["Properties"]["AlarmName"]): a["Properties"]
         for a in default_synth.resources("AWS::CloudWatch::Alarm").values()
     }
     topics = default_synth.resources("AWS::SNS::Topic")
@@ -95,7 +80,7 @@ def test_a_failed_execution_announces_its_console_link(default_synth: Synth) -> 
     ]
     (target,) = rule["Properties"]["Targets"]
     transformer = target["InputTransformer"]
-    template = _flatten(transformer["InputTemplate"])
+    template = flatten(transformer["InputTemplate"])
     paths = transformer["InputPathsMap"]
     assert paths["detail-executionArn"] == "$.detail.executionArn" and paths["region"] == "$.region"
     assert (
@@ -108,14 +93,14 @@ def test_account_wide_names_carry_the_stack_and_region(default_synth: Synth) -> 
     name, _ = _dashboard(default_synth)
     assert name == "{AWS::StackName}-{AWS::Region}-operations"
     (topic,) = default_synth.resources("AWS::SNS::Topic").values()
-    assert _flatten(topic["Properties"]["TopicName"]) == "{AWS::StackName}-{AWS::Region}-notifications"
+    assert flatten(topic["Properties"]["TopicName"]) == "{AWS::StackName}-{AWS::Region}-notifications"
 
 
 def test_role_names_carry_the_stack_and_region_and_fit_iam(options_synth: Synth) -> None:
     from infra.naming import LONGEST_REGION, ROLE_NAME_MAX
 
     named = [
-        _flatten(r["Properties"]["RoleName"])
+        flatten(r["Properties"]["RoleName"])
         for r in options_synth.resources("AWS::IAM::Role").values()
         if "RoleName" in r["Properties"]
     ]
@@ -150,9 +135,7 @@ def test_each_scheduled_pool_has_its_own_staleness_alarm(options_synth: Synth) -
     }
     assert sorted(per_pool) == sorted(OPTIONS["backupPoolIds"])
     for pool_id, props in per_pool.items():
-        assert (
-            _flatten(props["AlarmName"]) == f"{{AWS::StackName}}-{{AWS::Region}}-NoVerifiedBackup-{pool_id}"
-        )
+        assert flatten(props["AlarmName"]) == f"{{AWS::StackName}}-{{AWS::Region}}-NoVerifiedBackup-{pool_id}"
         assert props["Dimensions"] == [{"Name": metrics.POOL, "Value": pool_id}]
         assert props["Period"] * props["EvaluationPeriods"] == BACKUP_MAX_AGE_HOURS * 3600
         assert props["TreatMissingData"] == "breaching"

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from pipeline.core.task_names import function_name
-from tests.helpers.synth import Synth, as_list, policy_documents, statements
+from tests.helpers.synth import Synth, as_list, flatten, policy_documents, statements
 
 BACKUP_TASKS = [
     "EnumeratePools",
@@ -284,7 +284,11 @@ def test_state_machines_log_without_execution_data_and_trace(default_synth: Synt
 def _daily(synth: Synth) -> list[dict[str, Any]]:
     """The backup's schedule (the drill has its own, tests/infra/test_drill_infra.py)."""
     schedules = synth.resources("AWS::Scheduler::Schedule").values()
-    return [s for s in schedules if s["Properties"]["Name"] == "cognito-backuper-daily-backup"]
+    return [
+        s
+        for s in schedules
+        if flatten(s["Properties"]["Name"]) == "{AWS::StackName}-{AWS::Region}-daily-backup"
+    ]
 
 
 def test_daily_schedule_starts_only_the_backup_machine(default_synth: Synth, options_synth: Synth) -> None:
@@ -294,7 +298,7 @@ def test_daily_schedule_starts_only_the_backup_machine(default_synth: Synth, opt
     role_lid = target["RoleArn"]["Fn::GetAtt"][0]
     assert _role_statements(default_synth, role_lid) == [
         {
-            "Sid": "StartBackup",
+            "Sid": "StartMachine",
             "Effect": "Allow",
             "Action": "states:StartExecution",
             "Resource": target["Arn"],
