@@ -47,6 +47,7 @@ from pipeline.core.errors import (
     KeyAccessDenied,
     PaginationTokenExpired,
     PipelineError,
+    failure_line,
 )
 from pipeline.core.lambda_runtime import logger
 from pipeline.sealing import manifest, store
@@ -144,16 +145,8 @@ NO_RESULT = "PoolExecutionFailed"
 
 
 def failure_text(error: str | None, cause: str | None) -> str:
-    """A Lambda failure's cause is JSON whose errorMessage is the pipeline's one line (its stack trace stays out)."""
-    text = cause or ""
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict):
-        text = str(parsed.get("errorMessage") or parsed.get("Cause") or text)
-    lines = text.strip().splitlines()
-    return (lines[0] if lines else error or "unknown failure")[:MESSAGE_CHARS]
+    """A failed pool's one line, capped: the run's cause and summary name many pools."""
+    return failure_line(error, cause)[:MESSAGE_CHARS]
 
 
 def _pool_results(jobs: list[PoolJob], results: list[Any]) -> list[Mapping[str, Any] | None]:

@@ -6,6 +6,8 @@ class is a contract change (tests/test_contract.py checks the ASL against this m
 
 from __future__ import annotations
 
+import json
+
 
 class PipelineError(Exception):
     """Base of every error the pipeline raises on purpose. Messages never carry user data."""
@@ -111,3 +113,17 @@ class ApprovalExpired(PipelineError):
 class IdentityNotProven(PipelineError):
     """A requester's or approver's identity proof (a signed STS request) is missing, stale, for another purpose
     or endpoint, or refused by STS: the pipeline never takes a person's word for who they are."""
+
+
+def failure_line(error: str | None, cause: str | None) -> str:
+    """A failed state's one line: a Lambda failure's cause is JSON whose errorMessage is the pipeline's own
+    message (its stack trace stays out); otherwise the cause's first line, else the error's name."""
+    text = cause or ""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        text = str(parsed.get("errorMessage") or parsed.get("Cause") or text)
+    lines = text.strip().splitlines()
+    return lines[0] if lines else (error or "unknown failure")

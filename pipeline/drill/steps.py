@@ -15,7 +15,6 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
 from typing import Any, NotRequired, TypedDict
 
 import botocore.exceptions
@@ -25,9 +24,8 @@ from pipeline.cognito import reading as cognito_read
 from pipeline.core import metrics
 from pipeline.core.aws import Clients, caller_arn, error_code
 from pipeline.core.contracts import RestoreRequest, RestoreVerification, Storage, TargetPool
-from pipeline.core.errors import BackupNotFound, InvalidRequest, PipelineError
+from pipeline.core.errors import BackupNotFound, InvalidRequest, PipelineError, failure_line
 from pipeline.core.layout import check_deployed_prefix, check_pool_id, parse_backup_uri
-from pipeline.restore import pool_restore
 from pipeline.restore import steps as restore
 from pipeline.sealing import audit, manifest, store
 from pipeline.sealing.backup_reader import BackupReader
@@ -241,46 +239,14 @@ def restore_drill_config(
     Only the pool, its pieces and groups: the deferred settings (triggers, auto-verification, deletion
     protection) that FinalizeTargetPool applies after a real restore never reach a scratch pool, so no
     production Lambda trigger or message ever acts on it, and it can always be deleted."""
-    cursor = cursor or restore.CONFIG_RESTORE_START
-    if cursor.get("done"):
-        return cursor
-    request = job["request"]
-    source = parse_backup_uri(request["backupUri"])
-    reader = BackupReader.open(clients, source)
-    done = pool_restore.restore_pool_config_slice(
-        clients.cognito,
-        drill_config(reader.config(), job["drillId"]),
-        source=f"{source.pool_id}/{source.backup_id}",
-        new_pool_name=request["target"]["poolName"],
-        phase=cursor.get("phase", pool_restore.POOL_PHASE),
-        index=cursor.get("index", 0),
-        pool_id=cursor["poolId"] or None,
-        created=cursor["created"],
-        deadline=clock() + budget_s,
-        clock=clock,
-    )
-    result = done.result
-    number = cursor.get("slice", 0)
-    ws = restore.workspace(request)
-    store.put_sealed(
+    return restore.restore_pool_config(
         clients,
-        ws,
-        request["settings"]["kmsKeyArn"],
-        f"{ws.root}pool-config-{number:05d}.bin",
-        [asdict(result)],
+        job["request"],
+        cursor,
+        budget_s=budget_s,
+        clock=clock,
+        adapt=lambda config: drill_config(config, job["drillId"]),
     )
-    return {
-        "poolId": result.pool_id,
-        "created": result.created,
-        "groupsCreated": cursor["groupsCreated"] + result.groups_created,
-        "conflicts": cursor["conflicts"] + len(result.conflicts),
-        "tempClientId": result.temp_client_id or cursor["tempClientId"],
-        "droppedFields": [*cursor.get("droppedFields", []), *result.dropped],
-        "phase": done.phase,
-        "index": done.index,
-        "slice": number + 1,
-        "done": done.done,
-    }
 
 
 # --- RecordDrill and DeleteScratchPool ----------------------------------------------------------------------------
@@ -288,12 +254,11 @@ def restore_drill_config(
 
 def _error_summary(error: Mapping[str, Any] | None) -> str:
     """The state's caught error as ``Name: first line`` (a Lambda cause is a JSON document)."""
-    from pipeline.operator.runs import failure_message
 
     if not error:
         return "DrillFailed: the drill did not complete"
     name = str(error.get("Error") or "DrillFailed")
-    return f"{name}: {failure_message(name, error.get('Cause'))}"[:500]
+    return f"{name}: {failure_line(name, error.get('Cause'))}"[:500]
 
 
 def record_drill(

@@ -74,15 +74,7 @@ class Outcome:
 
 
 def failure_message(error: str | None, cause: str | None) -> str:
-    """Lambda failures arrive as a JSON cause; keep the pipeline's one-line message."""
-    text = cause or ""
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict):
-        text = str(parsed.get("errorMessage") or parsed.get("Cause") or text)
-    return text.strip().splitlines()[0] if text.strip() else (error or "unknown failure")
+    return errors.failure_line(error, cause)
 
 
 # Errors that mean "you asked for something wrong", "this environment is not set up" or "this backup is not what

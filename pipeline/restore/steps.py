@@ -321,10 +321,12 @@ def restore_pool_config(
     *,
     budget_s: float = float("inf"),
     clock: Clock = time.monotonic,
+    adapt: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> TargetPool:
     """One slice of RestorePoolConfig's loop; ``cursor`` is the previous slice's result (None: the first).
 
-    Counts add up across slices; each slice's own outcome is sealed at a key fixed by its number.
+    Counts add up across slices; each slice's own outcome is sealed at a key fixed by its number. ``adapt``
+    changes the backed-up configuration before it is applied (a drill's scratch pool: pipeline.drill.steps).
     """
     cursor = cursor or CONFIG_RESTORE_START
     if cursor.get("done"):
@@ -333,9 +335,10 @@ def restore_pool_config(
     selection = _load_selection(clients, request)
     source = parse_backup_uri(request["backupUri"])
     target = request["target"]
+    config = reader.config()
     done = pool_restore.restore_pool_config_slice(
         clients.cognito,
-        reader.config(),
+        adapt(config) if adapt else config,
         source=f"{source.pool_id}/{source.backup_id}",
         target_pool_id=target["poolId"] if target["mode"] == "existing" else None,
         new_pool_name=target["poolName"] if target["mode"] == "new" else None,

@@ -38,7 +38,7 @@ TAG_BYTES = 16
 _KEY_LEN = struct.Struct(">H")
 
 # KMS refusing to use the key is an operator problem (policy, state), not tampering.
-_KEY_ACCESS_CODES = frozenset(
+KEY_ACCESS_CODES = frozenset(
     {
         "AccessDeniedException",
         "NotFoundException",
@@ -135,7 +135,7 @@ def _kms_errors(operation: str) -> Iterator[None]:
             code = error_code(exc)
             if code in _TAMPER_CODES:
                 raise TamperedError(f"KMS {operation}: wrong encryption context or key") from exc
-            if code in _KEY_ACCESS_CODES:
+            if code in KEY_ACCESS_CODES:
                 raise KeyAccessDenied(
                     f"KMS {operation} refused ({code}): check the key's state and policy"
                 ) from exc

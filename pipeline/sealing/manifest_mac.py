@@ -24,23 +24,12 @@ import botocore.exceptions
 
 from pipeline.core.aws import Clients, error_code, sdk_errors
 from pipeline.core.errors import KeyAccessDenied, ManifestInvalid, TamperedError
-from pipeline.sealing.envelope import canonical_json
+from pipeline.sealing.envelope import KEY_ACCESS_CODES, canonical_json
 
 MAC_KEY_ENV = "COGNITO_BACKUPER_MAC_KEY"
 DEFAULT_MAC_KEY = "alias/cognito-backuper-manifest"
 ALGORITHM: Final = "HMAC_SHA_256"  # KMS's MacAlgorithm name, stored as is
 _LABEL = b"cognito-backuper manifest v2\n"
-_KEY_ACCESS_CODES = frozenset(
-    {
-        "AccessDeniedException",
-        "NotFoundException",
-        "DisabledException",
-        "KMSInvalidStateException",
-        "KeyUnavailableException",
-        "InvalidKeyUsageException",
-        "InvalidGrantTokenException",
-    }
-)
 
 
 def configured_mac_key() -> str:
@@ -97,7 +86,7 @@ def _mac_errors(operation: str) -> Iterator[None]:
             yield
         except botocore.exceptions.ClientError as exc:
             code = error_code(exc)
-            if code in _KEY_ACCESS_CODES:
+            if code in KEY_ACCESS_CODES:
                 raise KeyAccessDenied(
                     f"KMS {operation} refused ({code}) with the manifest key {configured_mac_key()}: "
                     f"check that key, its policy, or {MAC_KEY_ENV} / --mac-key"
