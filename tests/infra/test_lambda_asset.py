@@ -61,13 +61,12 @@ def test_no_shipped_module_imports_the_operator_side_even_lazily(tmp_path: Path)
     found = []
     for path in sorted(tmp_path.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = (
-                [node.module or ""]
-                if isinstance(node, ast.ImportFrom)
-                else [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else []
-            )
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
             found += [
                 f"{path.relative_to(tmp_path)}:{node.lineno} {name}"
                 for name in names
