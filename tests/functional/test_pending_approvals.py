@@ -139,9 +139,9 @@ def test_the_oldest_of_several_waits_is_reported(world: World) -> None:
 
 def _machine(w: World, name: str, **shape: int) -> str:
     role = w.sfn.describe_state_machine(stateMachineArn=w.restore)["roleArn"]
-    arn: str = w.sfn.create_state_machine(
-        name=name, definition=_definition(w.queue, **shape), roleArn=role
-    )["stateMachineArn"]
+    arn: str = w.sfn.create_state_machine(name=name, definition=_definition(w.queue, **shape), roleArn=role)[
+        "stateMachineArn"
+    ]
     return arn
 
 
@@ -165,7 +165,9 @@ def test_approved_rejected_finished_and_other_machines_do_not_count(world: World
     assert _status(world, approved) == "RUNNING"
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=30)
     for machine in (world.restore, quick):
-        assert approval_watch.pending_approvals(world.sfn, machine, later) == approval_watch.PendingApprovals(0, 0.0)
+        assert approval_watch.pending_approvals(world.sfn, machine, later) == approval_watch.PendingApprovals(
+            0, 0.0
+        )
     # The other machine's execution waits all along: it is not a restore of the machine checked.
     assert approval_watch.waiting_since(world.sfn, elsewhere) is not None
 
