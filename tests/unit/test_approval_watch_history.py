@@ -63,7 +63,11 @@ def test_a_wait_found_past_the_first_page_dates_from_entering_the_state() -> Non
 
 
 def test_a_newer_state_event_means_it_no_longer_waits() -> None:
-    events = [*_waiting_with_retries(), _event(99, "TaskStateExited"), _event(100, "TaskStateEntered", "Next")]
+    events = [
+        *_waiting_with_retries(),
+        _event(99, "TaskStateExited"),
+        _event(100, "TaskStateEntered", "Next"),
+    ]
     stub = PagedHistory(events, page=50)
     assert approval_watch.waiting_since(stub, ARN) is None  # type: ignore[arg-type]
     assert len(stub.requests) == 1
