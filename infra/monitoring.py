@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import jsii
 from aws_cdk import Aws, Duration
@@ -85,6 +86,15 @@ class _TopicTarget:
         return events.RuleTargetConfig(arn=self._topic.topic_arn, input=self._message)
 
 
+@dataclass(frozen=True)
+class PendingApprovalAlarm:
+    """The pending-approval alarm's settings and the function that measures the wait (infra.approval_watch)."""
+
+    hours: int
+    check_minutes: int
+    check: lambda_.IFunction
+
+
 class Alerts(Construct):
     """Every failed, timed-out or aborted execution is announced; each machine also has an alarm."""
 
@@ -96,6 +106,7 @@ class Alerts(Construct):
         topic: sns.ITopic,
         machines: Mapping[str, sfn.StateMachine],
         pool_ids: Sequence[str] = (),
+        pending_approval: PendingApprovalAlarm | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.rule = events.Rule(
@@ -222,6 +233,41 @@ class Alerts(Construct):
             missing=cw.TreatMissingData.NOT_BREACHING,
         )
 
+        if pending_approval is not None:
+            self._pending_approval_alarms(topic, pending_approval)
+
+    def _pending_approval_alarms(self, topic: sns.ITopic, watch: PendingApprovalAlarm) -> None:
+        hours, minutes = watch.hours, watch.check_minutes
+        self.alarms["PendingApprovalTooOld"] = self._alarm(
+            "PendingApprovalTooOld",
+            topic,
+            description=(
+                f"cognito-backuper: a restore has waited more than {hours} hours for approval (list it with "
+                "'cognito-backuper approvals', then approve or reject it; unanswered, it expires)"
+            ),
+            # The check runs every ``minutes``: one period per check, its largest wait.
+            metric=_metric(metrics.OLDEST_PENDING_APPROVAL, Duration.minutes(minutes), "Maximum"),
+            threshold=hours * 3600,
+            periods=1,
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            # No data: the check did not run (the alarm below watches that), not a late approval.
+            missing=cw.TreatMissingData.NOT_BREACHING,
+        )
+        # A check that keeps failing measures nothing, and the alarm above would stay silent: page for it too.
+        self.alarms["PendingApprovalCheckFailing"] = self._alarm(
+            "PendingApprovalCheckFailing",
+            topic,
+            description=(
+                "cognito-backuper: CheckPendingApprovals failed 3 checks in a row, so late approvals are not "
+                "detected (see its log group)"
+            ),
+            metric=watch.check.metric_errors(period=Duration.minutes(minutes), statistic="Sum"),
+            threshold=1,
+            periods=3,
+            comparison=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            missing=cw.TreatMissingData.NOT_BREACHING,
+        )
+
     def _alarm(
         self,
         construct_id: str,
@@ -295,6 +341,11 @@ TASK_METRIC_WIDGETS: tuple[tuple[str, tuple[metrics.Metric, ...], str], ...] = (
         "Restore drills: passed (1) or failed (0), sample size, duration per pool",
         (metrics.DRILL_PASSED, metrics.DRILL_SAMPLE, metrics.DRILL_DURATION),
         "Minimum",
+    ),
+    (
+        "Restore approvals: waiting restores and the longest wait (s)",
+        (metrics.PENDING_APPROVALS, metrics.OLDEST_PENDING_APPROVAL),
+        "Maximum",
     ),
 )
 # The distributed Maps' labels (statemachines/*.asl.json): their child executions report under

@@ -56,6 +56,10 @@ class Settings:
     drill_schedule_expression: str = "cron(0 5 ? * SUN *)"
     drill_sample_size: int = 1000
     drill_enabled: bool = True
+    # The pending-approval alarm (infra.approval_watch): a restore waiting for a decision longer than this pages;
+    # CheckPendingApprovals measures every this many minutes.
+    pending_approval_alarm_hours: int = 4
+    pending_approval_check_minutes: int = 15
 
     @property
     def all_pools(self) -> bool:
@@ -77,6 +81,17 @@ def _as_int(key: str, value: Any) -> int:
         raise InfraConfigError(f"context {key} must be a whole number of days") from exc
     if isinstance(value, bool) or number < 0:
         raise InfraConfigError(f"context {key} must be a whole number of days >= 0")
+    return number
+
+
+def _as_count(key: str, value: Any) -> int:
+    """Hours or minutes: a whole number, whose range validate() checks."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise InfraConfigError(f"context {key} must be a whole number") from exc
+    if isinstance(value, bool):
+        raise InfraConfigError(f"context {key} must be a whole number")
     return number
 
 
@@ -122,6 +137,8 @@ def settings_from_context(get: Callable[[str], Any]) -> Settings:
         "drillScheduleExpression": ("drill_schedule_expression", _as_str),
         "drillSampleSize": ("drill_sample_size", _as_int),
         "drillEnabled": ("drill_enabled", _as_bool),
+        "pendingApprovalAlarmHours": ("pending_approval_alarm_hours", _as_count),
+        "pendingApprovalCheckMinutes": ("pending_approval_check_minutes", _as_count),
     }
     for removed in REMOVED_CONTEXT:
         if get(removed) not in (None, ""):
@@ -155,3 +172,8 @@ def validate(s: Settings) -> None:
         raise InfraConfigError("context auditRetentionDays must not be shorter than objectLockDays")
     if s.audit_retention_days and s.audit_lock_days > s.audit_retention_days:
         raise InfraConfigError("context auditLockDays must not be longer than auditRetentionDays")
+    # The longest approval timeout is a week (pipeline.restore.steps): a longer alarm age could never fire.
+    if not 1 <= s.pending_approval_alarm_hours <= 168:
+        raise InfraConfigError("context pendingApprovalAlarmHours must be 1 to 168 hours")
+    if not 1 <= s.pending_approval_check_minutes <= 60:
+        raise InfraConfigError("context pendingApprovalCheckMinutes must be 1 to 60 minutes")

@@ -11,13 +11,14 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.access import AccessRoles
+from infra.approval_watch import PendingApprovalWatch
 from infra.asl import PROJECT_ROOT, MachineSpec, all_tasks, discover
 from infra.audit import AuditTrail
 from infra.budget import RateBudgetTable
 from infra.bundling import PipLocalBundling
 from infra.drill import DRILL_MACHINE, DrillTaskFunction, WeeklyDrillSchedule, is_drill_task
 from infra.functions import PYTHON_VERSION, Targets, TaskFunction, function_code
-from infra.monitoring import Alerts, Notifications, dashboard
+from infra.monitoring import Alerts, Notifications, PendingApprovalAlarm, dashboard
 from infra.orchestration import DailyBackupSchedule, ItemSource, Machine
 from infra.settings import InfraConfigError, Settings
 from infra.signing import grant_mac, manifest_mac_key
@@ -34,6 +35,7 @@ _RETENTION = {
     3653: logs.RetentionDays.TEN_YEARS,
 }
 BACKUP_MACHINE = "backup"
+RESTORE_MACHINE = "restore"
 
 
 def log_retention(days: int) -> logs.RetentionDays:
@@ -124,14 +126,36 @@ class CognitoBackuperStack(Stack):
             if DRILL_MACHINE in state_machines
             else None
         )
+        # Restores waiting for approval: measured on a schedule, alarmed on in Alerts.
+        self.approval_watch = None
+        watched_fns = dict(fns)
+        if RESTORE_MACHINE in state_machines:
+            self.approval_watch = PendingApprovalWatch(
+                self,
+                "PendingApprovalWatch",
+                restore=state_machines[RESTORE_MACHINE],
+                restore_name=next(s.state_machine_name for s in specs if s.name == RESTORE_MACHINE),
+                code=code,
+                targets=targets,
+                log_retention=retention,
+                settings=settings,
+            )
+            watched_fns[self.approval_watch.task.task] = self.approval_watch.function
         self.alerts = Alerts(
             self,
             "Alerts",
             topic=self.notifications.topic,
             machines=state_machines,
             pool_ids=settings.backup_pool_ids,
+            pending_approval=None
+            if self.approval_watch is None
+            else PendingApprovalAlarm(
+                settings.pending_approval_alarm_hours,
+                settings.pending_approval_check_minutes,
+                self.approval_watch.function,
+            ),
         )
-        dashboard(self, "Dashboard", machines=state_machines, functions=fns)
+        dashboard(self, "Dashboard", machines=state_machines, functions=watched_fns)
 
         self.access = None
         if settings.access_roles:

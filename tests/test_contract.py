@@ -47,14 +47,31 @@ def test_every_placeholder_is_a_task_module_or_a_setting(asl: tuple[str, dict[st
         assert list(inspect.signature(handler).parameters) == ["event", "context"], placeholder
 
 
-def test_every_task_module_is_used_by_some_state_machine() -> None:
+def test_every_task_module_is_used_by_some_state_machine_or_a_schedule() -> None:
+    from infra.approval_watch import SCHEDULED_TASKS
+
     used = {
         task_names.module_name(task_names.task_name(p))
         for path in ASL_FILES
         for p in task_names.function_placeholders(path.read_text())
     }
+    scheduled = {task_names.module_name(t) for t in SCHEDULED_TASKS}
+    assert not used & scheduled  # a scheduled task is in no state machine
     on_disk = {p.stem for p in (ROOT / "tasks").glob("*.py") if p.stem != "__init__"}
-    assert on_disk == used
+    assert on_disk == used | scheduled
+    for task in SCHEDULED_TASKS:
+        handler = importlib.import_module("tasks." + task_names.module_name(task)).handler
+        assert list(inspect.signature(handler).parameters) == ["event", "context"], task
+
+
+def test_the_pending_approval_check_watches_the_restores_waiting_state() -> None:
+    from pipeline.restore.approval_watch import APPROVAL_STATE
+
+    doc = json.loads((ROOT / "statemachines" / "restore.asl.json").read_text())
+    states = dict(walk_states(doc["States"]))
+    # Top level, so its entry is the execution's newest state event while it waits.
+    assert APPROVAL_STATE in doc["States"]
+    assert states[APPROVAL_STATE]["Resource"].endswith(".waitForTaskToken")
 
 
 def test_every_task_has_retry_and_catch(asl: tuple[str, dict[str, Any]]) -> None:

@@ -66,6 +66,15 @@ DRILL_DURATION = Metric(
 DRILL_SAMPLE = Metric(
     "RestoreDrillSampleSize", "Count", (POOL,), "users the restore drill restored and compared"
 )
+PENDING_APPROVALS = Metric(
+    "PendingApprovals", "Count", (), "restore executions waiting in RequestApproval for a person's decision"
+)
+OLDEST_PENDING_APPROVAL = Metric(
+    "OldestPendingApprovalSeconds",
+    "Seconds",
+    (),
+    "how long the longest-waiting restore has waited in RequestApproval (0: none waits)",
+)
 
 ALL: tuple[Metric, ...] = (
     USERS_EXPORTED,
@@ -85,6 +94,8 @@ ALL: tuple[Metric, ...] = (
     DRILL_PASSED,
     DRILL_DURATION,
     DRILL_SAMPLE,
+    PENDING_APPROVALS,
+    OLDEST_PENDING_APPROVAL,
 )
 NAMES = frozenset(m.name for m in ALL)
 
@@ -221,3 +232,9 @@ def emit_drill(
     emit(DRILL_PASSED, 1 if passed else 0, printer, PoolId=pool_id)
     emit(DRILL_DURATION, round(duration_s, 3), printer, PoolId=pool_id)
     emit(DRILL_SAMPLE, sample_size, printer, PoolId=pool_id)
+
+
+def emit_pending_approvals(count: int, oldest_s: float, printer: Printer | None = None) -> None:
+    """CheckPendingApprovals: how many restores wait for a decision and the longest wait (an alarm watches it)."""
+    emit(PENDING_APPROVALS, count, printer)
+    emit(OLDEST_PENDING_APPROVAL, round(oldest_s, 3), printer)

@@ -24,6 +24,8 @@ OPTIONS: Mapping[str, Any] = {
     "objectLockDays": 30,
     "notificationEmail": "ops@example.com",
     "backupPoolIds": ["us-east-1_AbC123", "us-east-1_XyZ789"],
+    "pendingApprovalAlarmHours": 6,
+    "pendingApprovalCheckMinutes": 30,
 }
 
 

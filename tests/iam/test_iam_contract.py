@@ -6,6 +6,7 @@ the CLI in AWS mode (the deployed-stack path: CloudFormation outputs, StartExecu
 under the operator, while the approver lists, approves and rejects from the CLI. Every call is recorded with its
 actor (iam_recorder) and decided by @cloud-copilot/iam-simulate against the template the CDK app synthesizes: the
 actor's role policies, the bucket policy and the key policy, with the condition keys the real request carries.
+The scheduled CheckPendingApprovals runs while each restore waits for its decision, under its own role.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import boto3
 import moto  # noqa: F401 - moto's hook must be in botocore's built-in handlers before the recorder's
 import pytest
 
+import tasks.check_pending_approvals as check_pending
 from infra.access import APPROVER_ROLE_SUFFIX, OPERATOR_ROLE_SUFFIX
+from infra.approval_watch import SCHEDULED_TASKS
 from infra.permissions import TASK_NEEDS, TaskNeeds
 from pipeline.cognito import shared_budget, throttle
 from pipeline.core import task_names
@@ -35,7 +38,7 @@ from pipeline.operator import demo, seed
 from pipeline.operator.aws_engine import STACK_NAME, output_name
 from pipeline.operator.cli import main
 from pipeline.operator.local_engine import LocalEngine
-from pipeline.restore import approval
+from pipeline.restore import approval, approval_watch
 from pipeline.restore import steps as restore
 from pipeline.sealing.manifest_mac import DEFAULT_MAC_KEY
 from tests.iam.iam_contract import (
@@ -54,7 +57,8 @@ ACCOUNT = "123456789012"
 PREFIX = "backups"  # the template's default backupPrefix
 OPERATOR = "operator"
 APPROVER = "approver"
-TASKS = sorted(TASK_NEEDS)
+# The state machines' tasks and the scheduled ones (infra.approval_watch), each with its own role.
+TASKS = sorted(TASK_NEEDS) + sorted(SCHEDULED_TASKS)
 KEY_ALIAS = "alias/cognito-backuper"
 RECORD_ENV = "IAM_CONTRACT_OUT"
 
@@ -114,6 +118,7 @@ def _restore_with_decision(
     approver: Approver,
     restore_args: list[str],
     *,
+    restore_arn: str,
     approve: bool,
     exit_codes: tuple[int, ...] = (0,),
 ) -> dict[str, Any]:
@@ -143,6 +148,12 @@ def _restore_with_decision(
         assert thread.is_alive(), result.get("error")
         assert time.monotonic() < deadline, "no approval request within 300 s"
         time.sleep(0.2)
+    # The schedule's check meanwhile: it finds this restore waiting in RequestApproval (the handler looked up
+    # now, so the recorder's wrapper runs it as task:CheckPendingApprovals).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(approval_watch.MACHINE_ENV, restore_arn)
+        checked = check_pending.handler({}, None)
+    assert checked["pendingApprovals"] == 1, checked
     listed = approver.run("approvals", "--bucket", storage["bucket"], "--prefix", PREFIX)
     (request,) = listed["pending"]
     verb = "approve" if approve else "reject"
@@ -252,7 +263,11 @@ def recorded() -> Iterator[Recorded]:
                 "Users"
             ][0]["Username"]
             created = _restore_with_decision(
-                storage, approver, ["--backup", uri, "--new-pool", "iam"], approve=True
+                storage,
+                approver,
+                ["--backup", uri, "--new-pool", "iam"],
+                restore_arn=restore_arn,
+                approve=True,
             )
             assert created["verification"]["passed"] is True, created
             # A bare existing pool: the merge adds custom attributes, providers, servers and groups to it.
@@ -261,7 +276,12 @@ def recorded() -> Iterator[Recorded]:
             cognito.admin_create_user(UserPoolId=target, Username=some_user, MessageAction="SUPPRESS")
             # Its report may list differences (the bare pool's own settings); the calls are what is recorded here.
             merged = _restore_with_decision(
-                storage, approver, ["--backup", uri, "--target-pool", target], approve=True, exit_codes=(0, 1)
+                storage,
+                approver,
+                ["--backup", uri, "--target-pool", target],
+                restore_arn=restore_arn,
+                approve=True,
+                exit_codes=(0, 1),
             )
             assert merged.get("error") in (None, "RestoreNotVerified"), merged
             # A selection (sealed by the operator, re-sealed by ValidateRequest), then rejected.
@@ -269,6 +289,7 @@ def recorded() -> Iterator[Recorded]:
                 storage,
                 approver,
                 ["--backup", uri, "--new-pool", "refused", "--user", some_user],
+                restore_arn=restore_arn,
                 approve=False,
                 exit_codes=(1,),
             )
@@ -417,7 +438,7 @@ def _coverage_gaps(recorded: Recorded, judged: list[Judged]) -> list[str]:
     gaps += [
         f"task with permissions made no call: {t}"
         for t in TASKS
-        if TASK_NEEDS[t] != TaskNeeds() and t not in calling
+        if (t in SCHEDULED_TASKS or TASK_NEEDS[t] != TaskNeeds()) and t not in calling
     ]
     actors = {j.actor for j in judged}
     wanted = [f"{OPERATOR}:{c}" for c in ("backup", "list", "verify", "restore", "purge-incomplete")]
