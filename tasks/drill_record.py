@@ -10,7 +10,11 @@ from pipeline.drill import steps as drill
 def handler(event: dict[str, Any], context: LambdaContext | None = None) -> drill.DrillResult:
     if "job" not in event:  # failed before DrillPrepare returned: no request, no scratch pool
         return drill.record_unprepared(
-            default_clients(), event["pool"], event["settings"], event.get("error")
+            default_clients(),
+            event["pool"],
+            event["settings"],
+            event.get("error"),
+            execution_arn=event.get("executionArn"),
         )
     return drill.record_drill(
         default_clients(),

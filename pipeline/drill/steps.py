@@ -284,6 +284,8 @@ def record_drill(
         "sampleSize": job["sampleSize"],
         "durationSeconds": round(duration, 3),
         "passed": passed,
+        # Which execution drilled: `drill` reads a failed execution's results back by it.
+        "executionArn": job["request"].get("executionArn") or None,
     }
     if verification:
         details["usersCompared"] = verification["usersCompared"]
@@ -322,6 +324,7 @@ def record_unprepared(
     settings: Storage,
     error: Mapping[str, Any] | None,
     *,
+    execution_arn: str | None = None,
     wall: Clock = time.time,
 ) -> DrillResult:
     """A drill that failed before it had a request (a backup that does not verify): recorded too."""
@@ -331,7 +334,7 @@ def record_unprepared(
         "backupUri": pool["backupUri"],
         "startedAt": wall(),
         "sampleSize": 0,
-        "request": {"settings": settings},
+        "request": {"settings": settings, "executionArn": execution_arn},
     }
     return record_drill(clients, job, error=error, wall=wall)
 

@@ -81,14 +81,18 @@ def drill_text(drills: Sequence[Mapping[str, Any]], indent: str = "  ") -> str:
 
 
 def recorded_drills(
-    clients: Clients, storage: Storage, pool_id: str, since: dt.datetime
+    clients: Clients, storage: Storage, pool_id: str, since: dt.datetime, execution_arn: str
 ) -> list[dict[str, Any]]:
-    """A failed execution has no output: its drills' results are in the audit trail."""
+    """A failed execution has no output: its drills' results are in the audit trail, under its ARN."""
     sink = restore.audit_sink(clients, storage)
     found = []
     for record in audit.read_records(sink, since=since):
         details = record.get("details") or {}
-        if record.get("event") in ("drill.passed", "drill.failed") and details.get("poolId") == pool_id:
+        if (
+            record.get("event") in ("drill.passed", "drill.failed")
+            and details.get("poolId") == pool_id
+            and details.get("executionArn") == execution_arn
+        ):
             found.append({**details, "auditKey": record["key"]})
     return found
 
@@ -151,7 +155,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
         outcome = execute_drill(engine, storage, pool_id, sample, args.backup, args.timeout, quiet=args.quiet)
     output = outcome.output if isinstance(outcome.output, dict) else {}
     drills: list[dict[str, Any]] = list(output.get("drills") or []) or recorded_drills(
-        clients, storage, pool_id, started
+        clients, storage, pool_id, started, outcome.execution_arn
     )
     payload = {
         "status": outcome.status,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -44,6 +44,9 @@ def waiting(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any, Waiting
     with mock_aws():
         clients = make_clients(boto3.Session())
         key = clients.kms.create_key(Description="backup key")["KeyMetadata"]["Arn"]
+        clients.kms.create_alias(
+            AliasName="alias/cognito-backuper", TargetKeyId=key
+        )  # the deployment key the CLI opens approvals with
         clients.s3.create_bucket(Bucket=BUCKET)
         sink = restore.audit_sink(clients, {"bucket": BUCKET, "kmsKeyArn": key, "prefix": "backups"})
         now = dt.datetime.now(dt.UTC)
@@ -73,8 +76,19 @@ def test_the_requester_withdraws_its_own_request(
     assert f"{request_id} withdrawn by its requester" in capsys.readouterr().out
     [(call, sent)] = sfn.sent
     assert (call, sent["error"]) == ("SendTaskFailure", "ApprovalRejected")
+    # The CLI writes nothing itself: the execution's RecordRejection proves who rejected from the cause.
+    assert [r["event"] for r in read_records(sink, subject_id=request_id)] == ["restore.requested"]
+    settings = {"bucket": BUCKET, "prefix": "backups", "kmsKeyArn": sink.kms_key_arn}
+    outcome = restore.record_decision(
+        sink.clients,
+        cast(Any, {"requestId": request_id, "settings": settings}),
+        "rejected",
+        None,
+        {"Error": "ApprovalRejected", "Cause": sent["cause"]},
+    )
+    assert outcome == {"decision": "withdrawn"}
     events = [r["event"] for r in read_records(sink, subject_id=request_id)]
-    assert events[-1] == "restore.withdrawn" and "restore.rejected" not in events
+    assert "restore.withdrawn" in events and "restore.rejected" not in events
 
 
 def test_withdrawing_prints_one_json_object(
