@@ -144,8 +144,8 @@ def faults(monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultInjector]:
     injector = FaultInjector()
     real = aws.make_clients
 
-    def faulty(session: boto3.Session | None = None) -> Clients:
-        clients = real(session)
+    def faulty(session: boto3.Session | None = None, *, budget: throttle.RateBudget | None = None) -> Clients:
+        clients = real(session, budget=budget)
         injector.install(clients)
         return clients
 
