@@ -46,6 +46,8 @@ TASK_PREFIX = "Drill"
 # What a drill-tagged pool's tag looks like (pipeline.drill.steps.new_drill_id).
 DRILL_TAG_VALUE = DRILL_ID_PREFIX + "*"
 _RW = frozenset({"GetObject", "ListBucket", "PutObject"})
+# The restore steps re-read the approved manifest by its pinned S3 version (pipeline.sealing.manifest.read_pinned).
+_RW_PINNED = _RW | {"GetObjectVersion"}
 _SEAL = frozenset({"Decrypt", "GenerateDataKey"})
 
 TAG_SCOPED = (
@@ -114,12 +116,12 @@ DRILL_TASK_NEEDS: Mapping[str, DrillNeeds] = {
     ),
     # Verifies the whole backup, seals the sample; no Cognito at all.
     "DrillPrepare": _row(
-        _RW, _SEAL, long_running=True, writes=_WS_WRITES, seals=_WS_SEALS, verifies_manifests=True
+        _RW_PINNED, _SEAL, long_running=True, writes=_WS_WRITES, seals=_WS_SEALS, verifies_manifests=True
     ),
     # pipeline.restore.pool_restore on a new pool: finds it again by name (ListUserPools, DescribeUserPool),
     # creates it tagged, its MFA, providers, servers, clients and groups. No domain: a drill takes none.
     "DrillRestoreConfig": _row(
-        _RW,
+        _RW_PINNED,
         _SEAL,
         (
             "DescribeUserPool",
@@ -142,10 +144,10 @@ DRILL_TASK_NEEDS: Mapping[str, DrillNeeds] = {
         verifies_manifests=True,
     ),
     "DrillIndexMemberships": _row(
-        _RW, _SEAL, long_running=True, writes=_WS_WRITES, seals=_WS_SEALS, verifies_manifests=True
+        _RW_PINNED, _SEAL, long_running=True, writes=_WS_WRITES, seals=_WS_SEALS, verifies_manifests=True
     ),
     "DrillRestoreUsers": _row(
-        _RW,
+        _RW_PINNED,
         _SEAL,
         (
             "DescribeUserPool",
@@ -164,7 +166,7 @@ DRILL_TASK_NEEDS: Mapping[str, DrillNeeds] = {
         verifies_manifests=True,
     ),
     "DrillVerify": _row(
-        _RW,
+        _RW_PINNED,
         _SEAL,
         ("ListUsers", "ListGroups", "ListUsersInGroup"),
         long_running=True,

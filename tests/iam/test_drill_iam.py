@@ -20,11 +20,13 @@ import moto  # noqa: F401 - moto's hook must be in botocore's built-in handlers 
 import pytest
 
 from infra.drill import DRILL_TASK_NEEDS
+from pipeline.cognito import shared_budget
 from pipeline.core.aws import default_clients, make_clients
 from pipeline.drill.steps import DRILL_TAG
 from pipeline.operator import demo, seed
 from pipeline.operator.local_engine import LocalEngine
 from pipeline.operator.runs import run_backup, run_drill
+from pipeline.sealing.manifest_mac import DEFAULT_MAC_KEY
 from tests.iam.iam_contract import (
     Authorization,
     ResolvedTemplate,
@@ -69,7 +71,10 @@ def drill_run() -> Iterator[DrillRun]:
             result = drilled.output["drills"][0]
             assert result["passed"] is True, result
             tags = {result["scratchPoolId"]: {DRILL_TAG: result["drillId"]}}
-            world = World(REGION, ACCOUNT, storage["bucket"], storage["kmsKeyArn"], PREFIX, pool_tags=tags)
+            mac_key = clients.kms.describe_key(KeyId=DEFAULT_MAC_KEY)["KeyMetadata"]["Arn"]
+            world = World(
+                REGION, ACCOUNT, storage["bucket"], storage["kmsKeyArn"], PREFIX, mac_key, pool_tags=tags
+            )
             yield DrillRun(sorted(recorder.calls(), key=lambda c: c.describe()), world, result)
         default_clients.cache_clear()
 
@@ -88,6 +93,11 @@ def template(drill_run: DrillRun, tmp_path_factory: pytest.TempPathFactory) -> R
     for output, values in {
         "BackupBucketName": {"Ref": world.bucket, "Arn": f"arn:aws:s3:::{world.bucket}"},
         "KmsKeyArn": {"Ref": world.key_arn.rsplit("/", 1)[-1], "Arn": world.key_arn},
+        "MacKeyArn": {"Ref": world.mac_key_arn.rsplit("/", 1)[-1], "Arn": world.mac_key_arn},
+        "RateBudgetTableName": {
+            "Ref": shared_budget.LOCAL_TABLE,
+            "Arn": world.table_arn(shared_budget.LOCAL_TABLE),
+        },
     }.items():
         value = raw["Outputs"][output]["Value"]
         physical[value["Ref"] if "Ref" in value else value["Fn::GetAtt"][0]] = values

@@ -29,7 +29,7 @@ import pytest
 import tasks.check_pending_approvals as check_pending
 from infra.access import APPROVER_ROLE_SUFFIX, OPERATOR_ROLE_SUFFIX
 from infra.approval_watch import SCHEDULED_TASKS
-from infra.permissions import TASK_NEEDS, TaskNeeds
+from infra.permissions import AUDIT_WRITERS, TASK_NEEDS, TaskNeeds
 from pipeline.cognito import shared_budget, throttle
 from pipeline.core import task_names
 from pipeline.core.aws import default_clients, make_clients
@@ -546,7 +546,7 @@ UNREACHED: dict[tuple[str, str], str] = {
             "audit records are locked for the audit retention on a bucket with Object Lock; the local account's "
             "bucket has none (moto refuses lock headers there), so the scenario writes them unlocked"
         )
-        for t in ("RequestApproval", "RecordDecision", "WriteRestoreReport")
+        for t in sorted(AUDIT_WRITERS)
     },
     ("task:RestorePoolConfig", "cognito-idp:GetGroup"): (
         "a group the target already has (a re-run, or a merge into a pool with it) is read, not listed; the "

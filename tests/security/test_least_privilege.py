@@ -143,14 +143,21 @@ def test_write_manifest_deletes_only_its_capture_parts(template: ResolvedTemplat
     assert _allowed(
         template, "WriteManifest", "s3", "DeleteObject", **delete, Key=f"{BACKUP}/work/config-00000.bin"
     )
-    for key in (
+    protected = (
         f"{BACKUP}/manifest.json",
-        f"{PREFIX}/audit/2026/x.bin",
+        f"{PREFIX}/audit/chain/000000000000.bin",
         f"{PREFIX}/approvals/rr-x/decision.bin",
-    ):
+    )
+    for key in protected:
         assert not _allowed(template, "WriteManifest", "s3", "DeleteObject", **delete, Key=key), key
+    # The purge of a folder without a manifest (purge-incomplete) also removes its config.bin, nothing more.
+    assert _allowed(
+        template, "PurgeIncompleteBackup", "s3", "DeleteObject", **delete, Key=f"{BACKUP}/config.bin"
+    )
+    for key in protected:
+        assert not _allowed(template, "PurgeIncompleteBackup", "s3", "DeleteObject", **delete, Key=key), key
     deleters = [t for t, needs in sorted(TASK_NEEDS.items()) if "DeleteObject" in needs.s3]
-    assert deleters == ["WriteManifest"]
+    assert deleters == ["PurgeIncompleteBackup", "WriteManifest"]
 
 
 def _part(backup: str, name: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from pipeline.core.layout import BackupLocation
 from pipeline.restore import steps
 from pipeline.sealing import manifest
 from pipeline.sealing.backup_reader import BackupReader
+from tests.helpers.restore_flow import proof
 from tests.helpers.restore_world import World, backup_pool, make_world
 from tests.security import attacks
 
@@ -31,7 +32,8 @@ def _request_event(world: World, uri: str) -> dict[str, object]:
         "backupUri": uri,
         "settings": dict(world.account.storage),
         "targetPoolId": world.pool.pool_id,
-        "requestedBy": "arn:aws:sts::123456789012:assumed-role/operator/alice",
+        "requesterProof": proof(world.clients, "restore", "x"),
+        "executionName": "x",
         "executionArn": "arn:aws:states:us-east-1:123456789012:execution:restore:x",
         "approvalTimeoutSeconds": 60,
     }

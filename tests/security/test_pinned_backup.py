@@ -24,6 +24,7 @@ from pipeline.restore import approval, membership_index
 from pipeline.restore import steps as restore
 from pipeline.sealing import manifest, store
 from pipeline.sealing.backup_reader import BackupReader
+from tests.helpers.restore_flow import proof
 from tests.helpers.restore_world import World, backup_pool, make_world
 from tests.security import attacks
 
@@ -42,7 +43,8 @@ def _validated(world: World, reader: BackupReader) -> RestoreRequest:
         "backupUri": reader.loc.uri,
         "settings": dict(world.account.storage),
         "targetPoolId": world.pool.pool_id,
-        "requestedBy": "arn:aws:sts::123456789012:assumed-role/operator/alice",
+        "requesterProof": proof(world.clients, "restore", "x"),
+        "executionName": "x",
         "executionArn": "arn:aws:states:us-east-1:123456789012:execution:restore:x",
         "approvalTimeoutSeconds": 600,
     }
