@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.approaches import Run
+from infra.permissions import needs_for
+from infra.sizing import memory_mb
 
 PRICES_AS_OF = "2025-06 (us-east-1 list prices)"
 SFN_PER_TRANSITION = 0.025 / 1000
@@ -24,8 +26,11 @@ DYNAMODB_PER_WRITE = (
 # at the same instant (the worst case), which is what is charged here.
 DYNAMODB_CONTENTION = 2.3
 
-# Memory of each task's function (infra/functions.py: 1024 MB when long-running, else 512 MB).
-TASK_GB = {"ExportUsers": 1.0, "ExportGroupMemberships": 1.0, "CapturePoolConfig": 0.5, "PlanShards": 0.5}
+# Memory of each task's function, as the stack sets it (infra/sizing.py).
+TASK_GB = {
+    task: memory_mb(task, long_running=needs_for(task).long_running) / 1024
+    for task in ("ExportUsers", "ExportGroupMemberships", "CapturePoolConfig", "PlanShards")
+}
 # States entered once per backup of one pool: EnumeratePools, BackupEachPool, CapturePoolConfig, PlanShards,
 # ExportShards, WriteManifest, VerifyBackup, PoolBackedUp, BackupsDone.
 FIXED_TRANSITIONS = 9
