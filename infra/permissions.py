@@ -107,8 +107,11 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         ["DescribeKey", "GenerateDataKey"],
         head_bucket=True,
     ),
-    # In slices: the last one reads the sealed work parts back to seal config.bin.
-    "CapturePoolConfig": _needs(_CONFIG_READ, ["GetObject", "PutObject"], ["GenerateDataKey", "Decrypt"]),
+    # In slices: the last one reads the sealed work parts back to seal config.bin, and lists the pool's earlier
+    # backups to read the newest manifest's memberships per slice (pipeline.backup.chain_hints).
+    "CapturePoolConfig": _needs(
+        _CONFIG_READ, ["GetObject", "ListBucket", "PutObject"], ["GenerateDataKey", "Decrypt"]
+    ),
     # Pure planning from the captured estimate: no AWS access at all.
     "PlanShards": _needs(),
     "ExportUsers": _needs(["ListUsers"], ["PutObject"], ["GenerateDataKey"], long_running=True),
