@@ -66,7 +66,11 @@ class Cost:
         return sum(self.items.values())
 
 
-def backup_cost(run: Run) -> Cost:
+# The stack before the shared budget gave the export loops 1024 MB.
+PREVIOUS_TASK_GB = {**TASK_GB, "ExportUsers": 1.0, "ExportGroupMemberships": 1.0}
+
+
+def backup_cost(run: Run, task_gb: dict[str, float] = TASK_GB) -> Cost:
     """The cost of the measured backup (approach a), not yet normalised per million users."""
     loops = run.invocations["ExportUsers"] + run.invocations["ExportGroupMemberships"]
     transitions = (
@@ -74,7 +78,7 @@ def backup_cost(run: Run) -> Cost:
     )  # Task + Choice per loop, ShardExported per shard
     objects = run.s3_puts + 1  # parts, config, and the manifest
     invocations = sum(run.invocations.values()) + 3  # + EnumeratePools, WriteManifest, VerifyBackup
-    gb_s = sum(TASK_GB.get(kind, 0.5) * s for kind, s in run.invocation_s.items())
+    gb_s = sum(task_gb.get(kind, 0.5) * s for kind, s in run.invocation_s.items())
     gb_s += 2 * objects * VERIFY_S_PER_OBJECT
     return Cost(
         transitions=transitions,

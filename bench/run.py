@@ -577,8 +577,9 @@ def cost_section(results: dict[str, Any]) -> list[str]:
     for key in ("slices", "ideal"):
         run = Run(**{**entry["runs"][key], "calls": Counter(entry["runs"][key]["calls"])})
         run.invocations, run.invocation_s = Counter(run.invocations), Counter(run.invocation_s)
-        total = sum(cost.per_million(cost.backup_cost(run), entry["users"]).values())
-        others.append(f"{NAMES[key]}: ${total:.4f}")
+        memory = cost.PREVIOUS_TASK_GB if key == "slices" else cost.TASK_GB
+        total = sum(cost.per_million(cost.backup_cost(run, memory), entry["users"]).values())
+        others.append(f"{NAMES[key]}{' (its exports at 1024 MB)' if key == 'slices' else ''}: ${total:.4f}")
     rows += [
         "",
         "The same model for the other topologies of the same run: "
@@ -588,7 +589,8 @@ def cost_section(results: dict[str, Any]) -> list[str]:
         "(one ListUsers chain pages about 10 times a second at its latency, the deployed share of UserList is "
         f"{throttle.QUOTA_RPS['UserList'] * results['fraction']:.0f} calls a second), at "
         + ", ".join(f"{k} {v * 1024:.0f} MB" for k, v in cost.TASK_GB.items())
-        + " (`infra/sizing.py`; the previous stack ran 8 + 4 loops at 1024 MB and cost $0.3791). Encoding and "
+        + " (`infra/sizing.py`; before this, 8 + 4 loops at 1024 MB cost $0.3791 on the shared budget in the "
+        "previous run). Encoding and "
         "sealing a part of 5,000 users took 0.29 s of one CPU here, so 512 MB (0.29 vCPU) adds about 1 s to a part "
         "that pages for 8 s or more; that CPU is not on the virtual clock, and the same CPU-seconds cost the "
         "same GB-seconds at any memory size below one vCPU.",
@@ -727,7 +729,8 @@ def analysis(results: dict[str, Any]) -> list[str]:
         out.append(
             f"- Chain order: Cognito gives no group sizes, so PlanShards orders the group slices by the previous "
             "backup's memberships per slice (its manifest counts each part's records; `pipeline.backup."
-            "chain_hints`), longest first, and the Map starts its items in that order; a first backup, or one "
+            "chain_hints`), longest first, and hands them to the Map in that order (the emulator starts items "
+            "in order; AWS documents no start order); a first backup, or one "
             "after the group count changed, plans in name order. In the pool whose largest group sorts "
             f"{order['largest_name_rank']} of {order['groups']}, name order started it last "
             f"({_fmt_s(first['virtual_s'])}); planned from the first backup it started first "

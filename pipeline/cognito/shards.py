@@ -51,8 +51,9 @@ def plan_group_slices(
 
     ``expected`` (slice number to memberships, e.g. the previous backup's counts) orders the slices longest
     first: a group's members are one ListUsersInGroup token chain, so the longest chain bounds the backup unless
-    it starts first; the Map starts its items in order. A slice with no expectation counts as longest (nothing
-    says it is short); without ``expected`` the slices keep name order.
+    it starts first. The Map is handed its items in this order (AWS documents no start order: a strong hint). A
+    slice with no expectation counts as longest (nothing says it is short); without ``expected`` the slices keep
+    name order.
     """
     count = min(groups, max_slices)
     bounds = [groups * i // count for i in range(count + 1)] if count else []
