@@ -34,6 +34,7 @@ from pipeline.core.contracts import (
     MembershipCursor,
     PoolJob,
     PoolState,
+    PreviousSlices,
     ShardState,
     SliceState,
     UserCursor,
@@ -112,6 +113,13 @@ class Run:
     store_requests: int = 0  # the shared budget's DynamoDB requests
     unused_tokens: int = 0  # leased by an invocation that ended before using them
     max_invocation_s: dict[str, float] = field(default_factory=dict)  # the longest invocation per task kind
+    slice_memberships: dict[str, int] = field(default_factory=dict)  # memberships per group slice (backup)
+    groups: int = 0
+    slice_order: list[int] = field(default_factory=list)  # the order PlanShards gave the group slices
+
+    def previous_slices(self) -> PreviousSlices:
+        """What this backup tells the next one about its member chains."""
+        return {"groups": self.groups, "memberships": dict(self.slice_memberships)}
 
     @property
     def total_calls(self) -> int:
@@ -144,6 +152,15 @@ class _Storage:
         self.gets += 1
         self.clock.sleep(S3_PUT_LATENCY_S)
         return {"Body": io.BytesIO(self._config[kwargs["Key"]])}
+
+    def get_paginator(self, _operation: str) -> _Storage:
+        return self
+
+    def paginate(self, **_: Any) -> list[dict[str, Any]]:
+        """ListObjectsV2 of the pool's earlier backups: none (a run hands them in as ``previous_slices``)."""
+        self.gets += 1
+        self.clock.sleep(S3_PUT_LATENCY_S)
+        return [{}]
 
     def generate_data_key(self, **_: Any) -> dict[str, Any]:
         self.kms += 1
@@ -239,12 +256,14 @@ def backup_pipeline(
     topology: str = "ideal",
     fraction: float = 1.0,
     tasks_at_once: int = 12,
+    previous_slices: PreviousSlices | None = None,
 ) -> Run:
     """(a): CapturePoolConfig, PlanShards, then side by side (the ExportUsersAndMemberships Parallel state) the
     ExportShards Map of ExportUsers loops and the ExportGroupSlices Map of ExportGroupMemberships loops.
 
     ``concurrency`` and ``slice_concurrency`` cap the two Maps (None: every item at once). Each invocation gets
-    its rate budget from ``topology`` (:class:`Budgets`).
+    its rate budget from ``topology`` (:class:`Budgets`). ``previous_slices`` are an earlier backup's memberships
+    per slice (:attr:`Run.slice_memberships`), handed to PlanShards as CapturePoolConfig's result carries them.
     """
     clock = emulator.clock
     budgets = Budgets(clock, topology, fraction, tasks_at_once)
@@ -254,6 +273,8 @@ def backup_pipeline(
     with _Measure(emulator) as m:
         state: PoolState = {"job": job}
         state["config"] = invoke("CapturePoolConfig", lambda clients: backup.capture_config(clients, job))
+        if previous_slices is not None:
+            state["config"]["previousSlices"] = previous_slices
         state["plan"] = invoke("PlanShards", lambda _clients: backup.plan(state))
 
         def export_shard(shard: str) -> UserCursor:
@@ -317,6 +338,12 @@ def backup_pipeline(
         store_requests=budgets.store_requests,
         unused_tokens=budgets.unused,
         max_invocation_s=dict(invoke.longest),
+        slice_memberships={
+            str(g["slice"]): r["memberships"]
+            for g, r in zip(state["plan"]["groupSlices"], slice_results, strict=True)
+        },
+        groups=state["config"]["groups"],
+        slice_order=[g["slice"] for g in state["plan"]["groupSlices"]],
     )
 
 

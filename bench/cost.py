@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.approaches import Run
+from infra.permissions import needs_for
+from infra.sizing import memory_mb
 
 PRICES_AS_OF = "2025-06 (us-east-1 list prices)"
 SFN_PER_TRANSITION = 0.025 / 1000
@@ -24,8 +26,11 @@ DYNAMODB_PER_WRITE = (
 # at the same instant (the worst case), which is what is charged here.
 DYNAMODB_CONTENTION = 2.3
 
-# Memory of each task's function (infra/functions.py: 1024 MB when long-running, else 512 MB).
-TASK_GB = {"ExportUsers": 1.0, "ExportGroupMemberships": 1.0, "CapturePoolConfig": 0.5, "PlanShards": 0.5}
+# Memory of each task's function, as the stack sets it (infra/sizing.py).
+TASK_GB = {
+    task: memory_mb(task, long_running=needs_for(task).long_running) / 1024
+    for task in ("ExportUsers", "ExportGroupMemberships", "CapturePoolConfig", "PlanShards")
+}
 # States entered once per backup of one pool: EnumeratePools, BackupEachPool, CapturePoolConfig, PlanShards,
 # ExportShards, WriteManifest, VerifyBackup, PoolBackedUp, BackupsDone.
 FIXED_TRANSITIONS = 9
@@ -61,7 +66,11 @@ class Cost:
         return sum(self.items.values())
 
 
-def backup_cost(run: Run) -> Cost:
+# The stack before the shared budget gave the export loops 1024 MB.
+PREVIOUS_TASK_GB = {**TASK_GB, "ExportUsers": 1.0, "ExportGroupMemberships": 1.0}
+
+
+def backup_cost(run: Run, task_gb: dict[str, float] = TASK_GB) -> Cost:
     """The cost of the measured backup (approach a), not yet normalised per million users."""
     loops = run.invocations["ExportUsers"] + run.invocations["ExportGroupMemberships"]
     transitions = (
@@ -69,7 +78,7 @@ def backup_cost(run: Run) -> Cost:
     )  # Task + Choice per loop, ShardExported per shard
     objects = run.s3_puts + 1  # parts, config, and the manifest
     invocations = sum(run.invocations.values()) + 3  # + EnumeratePools, WriteManifest, VerifyBackup
-    gb_s = sum(TASK_GB.get(kind, 0.5) * s for kind, s in run.invocation_s.items())
+    gb_s = sum(task_gb.get(kind, 0.5) * s for kind, s in run.invocation_s.items())
     gb_s += 2 * objects * VERIFY_S_PER_OBJECT
     return Cost(
         transitions=transitions,

@@ -142,6 +142,7 @@ class PoolSpec:
     disabled_share: float = 0.03
     unconfirmed_share: float = 0.05
     seed: int = 7
+    largest_last: bool = False  # the most popular group sorts last by name (captured last) instead of first
 
 
 def generate_pool(pool_id: str, spec: PoolSpec) -> Pool:
@@ -155,6 +156,8 @@ def generate_pool(pool_id: str, spec: PoolSpec) -> Pool:
     for k, name in enumerate(names):
         pool.groups[name] = Group(name, precedence=k)
     weights = [1.0 / (k + 1) for k in range(spec.groups)]
+    if spec.largest_last:
+        weights.reverse()
     for i in range(spec.users):
         sub = f"{rng.getrandbits(128):032x}"
         sub = f"{sub[:8]}-{sub[8:12]}-4{sub[13:16]}-{sub[16:20]}-{sub[20:]}"

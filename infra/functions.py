@@ -19,6 +19,7 @@ from constructs import Construct
 from infra.budget import TABLE_ACTIONS
 from infra.bundling import ASSET_EXCLUDES
 from infra.permissions import AUDIT_WRITERS, TaskNeeds, needs_for
+from infra.sizing import memory_mb
 from infra.suppressions import (
     ACCOUNT_ROLES_RESOURCE,
     ACCOUNT_WIDE_COGNITO,
@@ -304,7 +305,7 @@ class TaskFunction(Construct):
             code=code,
             role=self.role,
             timeout=LONG_TIMEOUT if needs.long_running else SHORT_TIMEOUT,
-            memory_size=1024 if needs.long_running else 512,
+            memory_size=memory_mb(task, long_running=needs.long_running),
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel.INFO,

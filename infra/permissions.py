@@ -154,10 +154,11 @@ TASK_NEEDS: Mapping[str, TaskNeeds] = {
         head_bucket=True,
         writes=["runs/*"],
     ),
-    # In slices: the last one reads the sealed work parts back to seal config.bin.
+    # In slices: the last one reads the sealed work parts back to seal config.bin, and lists the pool's earlier
+    # backups to read the newest manifest's memberships per slice (pipeline.backup.chain_hints).
     "CapturePoolConfig": _needs(
         _CONFIG_READ,
-        ["GetObject", "PutObject"],
+        ["GetObject", "ListBucket", "PutObject"],
         ["GenerateDataKey", "Decrypt"],
         writes=["*/config.bin", "*/work/*"],
         seals=[OBJECT],

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipeline.backup import run_objects
+from pipeline.backup import chain_hints, run_objects
 from pipeline.backup.verify import verify_backup
 from pipeline.cognito import pool_config, shards
 from pipeline.cognito import reading as cognito_read
@@ -324,7 +324,7 @@ def capture_config(
     config = pool_config.assemble(records)
     store.put_sealed(clients, loc, key_arn, loc.config_key, [config])
     estimated = cognito_read.estimated_users(clients.cognito, job["poolId"])
-    return {
+    summary: PoolConfigSummary = {
         "phase": pool_config.DONE,
         "nextToken": None,
         "part": part,
@@ -334,18 +334,26 @@ def capture_config(
         "groups": len(config["groups"]),
         "appClients": len(config["appClients"]),
     }
+    previous = chain_hints.previous_slices(clients, loc)
+    if previous is not None:
+        summary["previousSlices"] = previous
+    return summary
 
 
 def plan(state: PoolState) -> ShardPlan:
     """The ASL hands PlanShards the execution input as ``execution``, for the operator's optional threshold."""
     config = state.get("config")
     planned = shards.plan_shards(config["estimatedUsers"] if config else 0)
+    groups = config["groups"] if config else 0
     execution = state.get("execution")
     threshold = execution.get(shards.THRESHOLD_INPUT_KEY) if isinstance(execution, Mapping) else None
     return {
         "shards": planned,
         "distributed": shards.runs_distributed(len(planned), threshold),
-        "groupSlices": shards.plan_group_slices(config["groups"] if config else 0),
+        "groupSlices": shards.plan_group_slices(
+            groups,
+            expected=shards.expected_memberships(config.get("previousSlices") if config else None, groups),
+        ),
     }
 
 

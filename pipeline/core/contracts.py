@@ -101,6 +101,11 @@ class ConfigCursor(TypedDict):
     done: bool
 
 
+class PreviousSlices(TypedDict):
+    groups: int
+    memberships: dict[str, int]
+
+
 class PoolConfigSummary(ConfigCursor):
     """The last CapturePoolConfig slice's result (``done``): the sealed configuration and its counts."""
 
@@ -108,6 +113,9 @@ class PoolConfigSummary(ConfigCursor):
     estimatedUsers: int
     groups: int
     appClients: int
+    # An earlier backup's memberships per group slice, {"groups": n, "memberships": {slice: count}}: PlanShards
+    # starts the longest member chains first (pipeline.cognito.shards.plan_group_slices).
+    previousSlices: NotRequired[PreviousSlices]
 
 
 class GroupSlice(TypedDict):

@@ -24,8 +24,9 @@ def _env(synth: Synth, task: str) -> dict[str, str]:
 
 
 def test_concurrent_tasks_add_the_parallel_branches_maps() -> None:
-    # ExportShards (MaxConcurrency 8) beside ExportGroupSlices (4), inside BackupEachPool (1).
-    assert concurrent_cognito_tasks(discover()) == 12
+    # The backup runs ExportShards (MaxConcurrency 2) beside ExportGroupSlices (2) inside BackupEachPool (1): 4;
+    # the restore's RestoreUsers Map (8) is now the most tasks one machine runs at once.
+    assert concurrent_cognito_tasks(discover()) == 8
 
 
 def _task() -> dict[str, object]:

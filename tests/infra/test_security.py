@@ -233,6 +233,23 @@ def test_per_function_least_privilege(default_synth: Synth) -> None:
     assert "cognito-idp:ListUserPools" in actions("EnumeratePools")
 
 
+def test_export_loops_get_the_memory_their_cpu_needs(default_synth: Synth) -> None:
+    # Lambda bills the loops' waiting on the rate budget by memory (infra/sizing.py); other long tasks keep 1024.
+    for task in ("ExportUsers", "ExportGroupMemberships"):
+        assert _function(default_synth, task)["Properties"]["MemorySize"] == 512
+    assert _function(default_synth, "VerifyBackup")["Properties"]["MemorySize"] == 1024
+
+
+def test_capture_lists_earlier_backups_under_the_prefix_only(default_synth: Synth) -> None:
+    # CapturePoolConfig reads the previous manifest's memberships per slice (pipeline.backup.chain_hints).
+    listing = [
+        stmt
+        for stmt in _role_statements(default_synth, _role_lid(default_synth, "CapturePoolConfig"))
+        if stmt["Action"] == "s3:ListBucket"
+    ]
+    assert [s["Condition"]["StringLike"]["s3:prefix"] for s in listing] == [["", "backups", "backups/*"]]
+
+
 def test_cognito_scoping(default_synth: Synth) -> None:
     for task in ("EnumeratePools", "CapturePoolConfig"):
         for stmt in _role_statements(default_synth, _role_lid(default_synth, task)):

@@ -10,6 +10,7 @@ from pipeline.cognito.shards import (
     MAX_GROUP_SLICES,
     SINGLE_SHARD_BELOW,
     SIXTEEN_SHARDS_BELOW,
+    expected_memberships,
     plan_group_slices,
     plan_shards,
     sub_filter,
@@ -72,3 +73,33 @@ def test_group_slices_cover_every_group_once_in_order(groups: int) -> None:
     assert covered == list(range(groups))
     sizes = [s["end"] - s["first"] for s in slices]
     assert not sizes or (max(sizes) - min(sizes) <= 1 and min(sizes) >= 1)
+
+
+def test_expected_memberships_start_the_longest_chain_first() -> None:
+    # Group 13 of 16 (one group per slice) held most members last time: its chain starts first.
+    expected = {i: 100 for i in range(16)} | {13: 290_000, 2: 50_000}
+    slices = plan_group_slices(16, expected=expected)
+    assert [s["slice"] for s in slices[:2]] == [13, 2]
+    # Only the order changes: the same ranges, so part keys (per slice number) stay where they were.
+    assert sorted(slices, key=lambda s: s["slice"]) == plan_group_slices(16)
+
+
+def test_a_slice_without_expectation_is_taken_for_long() -> None:
+    slices = plan_group_slices(4, expected={0: 10, 1: 5_000, 2: 20})
+    assert [s["slice"] for s in slices] == [3, 1, 2, 0]
+
+
+@pytest.mark.parametrize(
+    ("previous", "groups", "expected"),
+    [
+        (None, 16, None),
+        ({"groups": 16, "memberships": {"0": 5, "13": 900}}, 16, {0: 5, 13: 900}),
+        # Another group count: the previous slices covered other ranges, so their counts say nothing.
+        ({"groups": 15, "memberships": {"0": 5, "13": 900}}, 16, None),
+        ({"groups": 16, "memberships": {}}, 16, None),
+    ],
+)
+def test_previous_counts_apply_only_to_the_same_slicing(
+    previous: dict[str, object] | None, groups: int, expected: dict[int, int] | None
+) -> None:
+    assert expected_memberships(previous, groups) == expected
