@@ -3,11 +3,6 @@ in its own process for the tests that stand it in for an AWS account."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -16,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from pipeline.core.aws import SDK_CONFIG, default_clients
+from pipeline.operator import demo_restore
 
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
@@ -43,39 +39,11 @@ def cognito() -> Iterator[CognitoIdentityProviderClient]:
         yield boto3.client("cognito-idp", config=SDK_CONFIG)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[str]:
     """A separately started moto server, as an operator would run it; stopped at the end of the module.
 
     Its own process, not an in-process ThreadedMotoServer: that one would share moto's backends with the local
     engine's mock, so a test could not tell where a request went."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/moto-api/", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto server did not start within 30 s") from None
-                time.sleep(0.1)
+    with demo_restore.moto_server() as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()

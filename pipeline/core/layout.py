@@ -18,12 +18,31 @@ MANIFEST_NAME = "manifest.json"
 _BACKUP_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}", re.ASCII)
 _POOL_ID = re.compile(r"[\w-]+_[0-9a-zA-Z]+", re.ASCII)
 _SHARD = re.compile(r"[0-9a-f]{0,2}", re.ASCII)
+# Restore requests (rr-) and drills (rd-): sortable by time, an unguessable suffix.
+_STAMPED_SUFFIX = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{12}", re.ASCII)
+# CreateUserPool's PoolName: 1 to 128 of these characters (Cognito API reference).
+_POOL_NAME = re.compile(r"[\w\s+=,.@-]{1,128}")
 
 
 def new_backup_id(now: dt.datetime | None = None) -> str:
     """Sortable by time, unique by a random suffix: ``20261127T202200Z-a1b2c3``."""
     now = now or dt.datetime.now(dt.UTC)
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def new_stamped_id(prefix: str, now: dt.datetime | None = None) -> str:
+    """``<prefix>20261127T202200Z-0123456789ab``: sortable by time, unguessable suffix."""
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{prefix}{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(6)}"
+
+
+def is_stamped_id(prefix: str, value: str) -> bool:
+    """Exactly what :func:`new_stamped_id` makes with ``prefix`` (ids name S3 keys and pools)."""
+    return value.startswith(prefix) and bool(_STAMPED_SUFFIX.fullmatch(value[len(prefix) :]))
+
+
+def is_pool_name(name: str) -> bool:
+    return bool(_POOL_NAME.fullmatch(name))
 
 
 def check_pool_id(pool_id: str) -> str:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import re
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, NotRequired, TypedDict
@@ -25,7 +23,13 @@ from pipeline.core import metrics
 from pipeline.core.aws import Clients, caller_arn, error_code
 from pipeline.core.contracts import RestoreRequest, RestoreVerification, Storage, TargetPool
 from pipeline.core.errors import BackupNotFound, InvalidRequest, PipelineError, failure_line
-from pipeline.core.layout import check_deployed_prefix, check_pool_id, parse_backup_uri
+from pipeline.core.layout import (
+    check_deployed_prefix,
+    check_pool_id,
+    is_stamped_id,
+    new_stamped_id,
+    parse_backup_uri,
+)
 from pipeline.restore import steps as restore
 from pipeline.sealing import audit, manifest, store
 from pipeline.sealing.backup_reader import BackupReader
@@ -40,7 +44,6 @@ MAX_SAMPLE = 100_000
 # A drill execution times out after 6 days (statemachines/drill.asl.json): a pool of a drill older than this is
 # left over, and the next drill's cleanup deletes it.
 STALE_AFTER = dt.timedelta(days=7)
-_DRILL_ID = re.compile(r"^rd-\d{8}T\d{6}Z-[0-9a-f]{12}$")
 
 Clock = Callable[[], float]
 
@@ -81,12 +84,11 @@ class DrillResult(TypedDict):
 
 
 def new_drill_id(now: dt.datetime | None = None) -> str:
-    now = now or dt.datetime.now(dt.UTC)
-    return f"{DRILL_ID_PREFIX}{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(6)}"
+    return new_stamped_id(DRILL_ID_PREFIX, now)
 
 
 def check_drill_id(drill_id: str) -> str:
-    if not _DRILL_ID.match(drill_id):
+    if not is_stamped_id(DRILL_ID_PREFIX, drill_id):
         raise InvalidRequest(f"not a drill id: {drill_id!r}")
     return drill_id
 
@@ -355,7 +357,7 @@ def _stale(name: str, now: dt.datetime) -> str | None:
     """The drill id of a scratch pool left by a drill that started more than STALE_AFTER ago (its execution
     timed out or was stopped before its cleanup ran); None for any other pool."""
     drill_id = name.removeprefix(DRILL_POOL_PREFIX)
-    if name == drill_id or not _DRILL_ID.match(drill_id):
+    if name == drill_id or not is_stamped_id(DRILL_ID_PREFIX, drill_id):
         return None
     return drill_id if now - _drill_started(drill_id) > STALE_AFTER else None
 

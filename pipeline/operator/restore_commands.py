@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import uuid
 from dataclasses import asdict
 from typing import Any
@@ -14,7 +13,7 @@ import botocore.exceptions
 from pipeline.core import errors, identity_proof
 from pipeline.core.aws import Clients, caller_arn, error_code, sdk_errors, standard_session
 from pipeline.core.contracts import Storage
-from pipeline.core.layout import check_backup_area, check_pool_id
+from pipeline.core.layout import check_backup_area, check_pool_id, is_pool_name
 from pipeline.operator.cli_common import (
     add_bucket_flags,
     add_engine_flag,
@@ -39,13 +38,11 @@ from pipeline.sealing.envelope import BACKUP_KEY_ALIAS as DEPLOYED_KEY_ALIAS
 
 DEFAULT_APPROVAL_TIMEOUT_S = 24 * 3600
 DEFAULT_RESTORE_TIMEOUT_S = 6 * 3600
-# CreateUserPool's PoolName: 1 to 128 of these characters (Cognito API reference).
-_POOL_NAME = re.compile(r"^[\w\s+=,.@-]{1,128}$")
 
 
 def check_pool_name(name: str) -> str:
     """A name CreateUserPool accepts, checked before anything runs, dry run included."""
-    if not _POOL_NAME.match(name):
+    if not is_pool_name(name):
         raise errors.InvalidRequest(
             f"not a user pool name: {name!r} (1 to 128 letters, digits, spaces or + = , . @ - _)"
         )

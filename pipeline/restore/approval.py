@@ -36,7 +36,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -57,6 +56,7 @@ from pipeline.core.errors import (
     SelfApprovalRefused,
     TamperedError,
 )
+from pipeline.core.layout import is_stamped_id, new_stamped_id
 from pipeline.sealing import audit
 from pipeline.sealing.audit import AuditSink, get_document, iso, put_document
 from pipeline.sealing.envelope import APP
@@ -82,7 +82,7 @@ _IDENTITY_FIELDS = (
     "snapshotUri",
     "backup",
 )
-_REQUEST_ID = re.compile(r"^rr-\d{8}T\d{6}Z-[0-9a-f]{12}$")
+REQUEST_ID_PREFIX = "rr-"
 # Step Functions' answers for a token that can no longer resume anything.
 _DEAD_TOKEN_CODES = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 _ARN = re.compile(r"^arn:(?P<partition>[^:]+):(?P<service>iam|sts)::(?P<account>\d{12}):(?P<resource>.+)$")
@@ -90,13 +90,12 @@ _ARN = re.compile(r"^arn:(?P<partition>[^:]+):(?P<service>iam|sts)::(?P<account>
 
 def new_request_id(now: dt.datetime | None = None) -> str:
     """Sortable by time, unguessable suffix: ``rr-20261127T202200Z-0123456789ab``."""
-    now = now or dt.datetime.now(dt.UTC)
-    return f"rr-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(6)}"
+    return new_stamped_id(REQUEST_ID_PREFIX, now)
 
 
 def check_request_id(request_id: str) -> str:
     """Request ids come from the command line and name S3 keys: accept only what new_request_id makes."""
-    if not _REQUEST_ID.match(request_id):
+    if not is_stamped_id(REQUEST_ID_PREFIX, request_id):
         raise InvalidRequest(f"not an approval request id: {request_id!r}")
     return request_id
 
@@ -230,7 +229,7 @@ def pending(sink: AuditSink, now: dt.datetime | None = None) -> list[ApprovalReq
     names: dict[str, set[str]] = {}
     for key in audit.list_keys(sink, sink.approvals_root):
         parts = key[len(sink.approvals_root) :].split("/")
-        if len(parts) == 2 and _REQUEST_ID.match(parts[0]):
+        if len(parts) == 2 and is_stamped_id(REQUEST_ID_PREFIX, parts[0]):
             names.setdefault(parts[0], set()).add(parts[1])
     waiting: list[ApprovalRequest] = []
     for request_id, objects in names.items():

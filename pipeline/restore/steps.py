@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -37,7 +36,13 @@ from pipeline.core.contracts import (
 )
 from pipeline.core.errors import IncompleteBackup, InvalidRequest
 from pipeline.core.lambda_runtime import ENGINE_ENDPOINT_ENV, logger
-from pipeline.core.layout import BackupLocation, check_deployed_prefix, check_pool_id, parse_backup_uri
+from pipeline.core.layout import (
+    BackupLocation,
+    check_deployed_prefix,
+    check_pool_id,
+    is_pool_name,
+    parse_backup_uri,
+)
 from pipeline.restore import approval, diff, membership_index, pool_restore, user_restore
 from pipeline.sealing import audit, manifest, store
 from pipeline.sealing.backup_reader import BackupReader
@@ -47,7 +52,6 @@ log = logger(__name__)
 Clock = Callable[[], float]
 MIN_APPROVAL_S, MAX_APPROVAL_S = 5, 7 * 24 * 3600
 _CURSOR_COUNTS = tuple(RestoreCounts.__annotations__)
-_POOL_NAME = re.compile(r"^[\w\s+=,.@-]{1,128}$")
 SELECTION_CONTEXT_APP = "cognito-backuper"
 
 
@@ -129,7 +133,7 @@ def _target(clients: Clients, event: RestoreRequestEvent) -> dict[str, Any]:
         cognito_read.describe_pool(clients.cognito, check_pool_id(pool_id))
         return {"mode": "existing", "poolId": pool_id, "poolName": None}
     assert name is not None
-    if not _POOL_NAME.match(name):
+    if not is_pool_name(name):
         raise InvalidRequest("a new pool name is 1-128 letters, digits, spaces and +=,.@-")
     return {"mode": "new", "poolId": None, "poolName": name}
 
